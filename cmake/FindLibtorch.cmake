@@ -1,0 +1,82 @@
+# Locates libtorch without downloading anything. Sets TORCH_LIBRARIES, STENOSIS_TORCH_LIBRARY_DIR,
+# STENOSIS_TORCH_SOURCE (how it was found) and STENOSIS_TORCH_HAS_CUDA.
+
+function(_stenosis_python_torch_dir out_var)
+  set(_candidates "")
+  if(DEFINED ENV{STENOSIS_PYTHON})
+    list(APPEND _candidates "$ENV{STENOSIS_PYTHON}")
+  endif()
+  list(APPEND _candidates python3 /usr/bin/python3)
+  foreach(_py IN LISTS _candidates)
+    execute_process(
+      COMMAND ${_py} -c "import torch.utils, os; print(os.path.join(torch.utils.cmake_prefix_path, 'Torch'))"
+      OUTPUT_VARIABLE _dir
+      ERROR_QUIET
+      RESULT_VARIABLE _rc
+      OUTPUT_STRIP_TRAILING_WHITESPACE)
+    if(_rc EQUAL 0 AND EXISTS "${_dir}/TorchConfig.cmake")
+      set(${out_var} "${_dir}" PARENT_SCOPE)
+      return()
+    endif()
+  endforeach()
+  set(${out_var} "" PARENT_SCOPE)
+endfunction()
+
+macro(stenosis_find_libtorch)
+  set(_torch_hint "")
+  set(STENOSIS_TORCH_SOURCE "")
+  if(DEFINED LIBTORCH)
+    set(_torch_hint "${LIBTORCH}/share/cmake/Torch")
+    set(STENOSIS_TORCH_SOURCE "LIBTORCH=${LIBTORCH}")
+  elseif(DEFINED ENV{LIBTORCH})
+    set(_torch_hint "$ENV{LIBTORCH}/share/cmake/Torch")
+    set(STENOSIS_TORCH_SOURCE "LIBTORCH=$ENV{LIBTORCH}")
+  elseif(DEFINED Torch_DIR)
+    set(_torch_hint "${Torch_DIR}")
+    set(STENOSIS_TORCH_SOURCE "Torch_DIR=${Torch_DIR}")
+  elseif(DEFINED ENV{Torch_DIR})
+    set(_torch_hint "$ENV{Torch_DIR}")
+    set(STENOSIS_TORCH_SOURCE "Torch_DIR=$ENV{Torch_DIR}")
+  endif()
+
+  if(_torch_hint)
+    if(NOT EXISTS "${_torch_hint}/TorchConfig.cmake")
+      message(FATAL_ERROR "libtorch: ${STENOSIS_TORCH_SOURCE} was given but ${_torch_hint}/TorchConfig.cmake "
+                          "does not exist. Point LIBTORCH at a libtorch folder (it holds share/cmake/Torch) or "
+                          "unset it to use a Python torch or Debian's libtorch-dev.")
+    endif()
+    set(Torch_DIR "${_torch_hint}")
+  else()
+    _stenosis_python_torch_dir(_py_torch_dir)
+    if(_py_torch_dir)
+      set(Torch_DIR "${_py_torch_dir}")
+      set(STENOSIS_TORCH_SOURCE "Python torch package (${_py_torch_dir})")
+    else()
+      set(STENOSIS_TORCH_SOURCE "system")
+    endif()
+  endif()
+
+  find_package(Torch QUIET)
+  if(NOT Torch_FOUND)
+    message(FATAL_ERROR
+      "libtorch was not found. Do one of:\n"
+      "  - install Debian's libtorch with: bash scripts/install-system-deps.sh\n"
+      "  - set LIBTORCH to an unpacked libtorch folder (the one holding share/cmake/Torch)\n"
+      "  - set Torch_DIR to a folder holding TorchConfig.cmake\n"
+      "  - install a Python torch package that python3 can import")
+  endif()
+
+  find_library(_stenosis_torch_cpu torch_cpu HINTS ${TORCH_INSTALL_PREFIX}/lib NO_CACHE)
+  if(_stenosis_torch_cpu)
+    get_filename_component(STENOSIS_TORCH_LIBRARY_DIR "${_stenosis_torch_cpu}" DIRECTORY)
+  else()
+    set(STENOSIS_TORCH_LIBRARY_DIR "${TORCH_INSTALL_PREFIX}/lib")
+  endif()
+
+  set(STENOSIS_TORCH_HAS_CUDA OFF)
+  if(TORCH_CUDA_LIBRARIES OR CUDA_FOUND)
+    set(STENOSIS_TORCH_HAS_CUDA ON)
+  endif()
+  message(STATUS "libtorch: ${Torch_VERSION} from ${STENOSIS_TORCH_SOURCE}; libraries in "
+                 "${STENOSIS_TORCH_LIBRARY_DIR}; CUDA ${STENOSIS_TORCH_HAS_CUDA}")
+endmacro()

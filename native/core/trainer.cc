@@ -1,0 +1,198 @@
+#include "core/trainer.h"
+
+#include "core/checkpoint.h"
+#include "core/error.h"
+
+namespace stenosis {
+namespace {
+
+void CheckBatch(const torch::Tensor& images, const torch::Tensor& levels, const torch::Tensor& labels) {
+  if (images.dim() != 4 || images.size(1) != 3) {
+    throw Error("ERR_INVALID_ARG", "images must have shape [batch, 3, height, width], got " + c10::str(images.sizes()));
+  }
+  const int64_t batch = images.size(0);
+  if (levels.dim() != 1 || levels.size(0) != batch) {
+    throw Error("ERR_INVALID_ARG", "levels must have shape [" + std::to_string(batch) + "], got " +
+                                       c10::str(levels.sizes()));
+  }
+  if (levels.numel() > 0 && (levels.min().item<int64_t>() < 0 || levels.max().item<int64_t>() >= kNumLevels)) {
+    throw Error("ERR_INVALID_ARG", "levels must be in [0, 5) (L1/L2 .. L5/S1)");
+  }
+  if (labels.defined()) {
+    if (labels.dim() != 1 || labels.size(0) != batch) {
+      throw Error("ERR_INVALID_ARG", "labels must have shape [" + std::to_string(batch) + "], got " +
+                                         c10::str(labels.sizes()));
+    }
+    if (labels.numel() > 0 && (labels.min().item<int64_t>() < 0 || labels.max().item<int64_t>() >= kNumClasses)) {
+      throw Error("ERR_INVALID_ARG", "labels must be in [0, 3) (normal/mild, moderate, severe)");
+    }
+  }
+}
+
+}  // namespace
+
+Trainer::Trainer(std::shared_ptr<StenosisClassifier> model, TrainerOptions options)
+    : model_(std::move(model)), options_(std::move(options)) {
+  if (!options_.class_weights.empty()) {
+    if (static_cast<int64_t>(options_.class_weights.size()) != kNumClasses) {
+      throw Error("ERR_INVALID_ARG", "class weights must hold 3 values, got " +
+                                         std::to_string(options_.class_weights.size()));
+    }
+    class_weights_ = torch::tensor(options_.class_weights, torch::kFloat32).to(model_->device());
+  }
+  for (const auto& [name, tensor] : model_->NamedParameters(/*trainable_only=*/true)) {
+    trainable_names_.push_back(name);
+    trainable_.push_back(tensor);
+  }
+  if (trainable_.empty()) throw Error("ERR_INVALID_ARG", "the model has no trainable parameters");
+  optimizer_ = std::make_unique<torch::optim::AdamW>(
+      trainable_, torch::optim::AdamWOptions(options_.learning_rate)
+                      .betas({options_.beta1, options_.beta2})
+                      .eps(options_.eps)
+                      .weight_decay(options_.weight_decay));
+}
+
+void Trainer::CheckTrainableSetUnchanged() const {
+  const auto now = model_->NamedParameters(/*trainable_only=*/true);
+  if (now.size() != trainable_.size()) {
+    throw Error("ERR_STATE", "the model's trainable parameters changed after the trainer was created (" +
+                                 std::to_string(trainable_.size()) + " then, " + std::to_string(now.size()) +
+                                 " now); create a new trainer after freezing or unfreezing");
+  }
+}
+
+torch::Tensor Trainer::Loss(const torch::Tensor& logits, const torch::Tensor& labels) const {
+  auto options = torch::nn::functional::CrossEntropyFuncOptions();
+  if (class_weights_.defined()) options.weight(class_weights_);
+  return torch::nn::functional::cross_entropy(logits, labels.to(logits.device(), torch::kLong), options);
+}
+
+double Trainer::Backward(const torch::Tensor& images, const torch::Tensor& levels, const torch::Tensor& labels,
+                         bool accumulate) {
+  if (!labels.defined()) throw Error("ERR_INVALID_ARG", "a training step needs labels");
+  CheckBatch(images, levels, labels);
+  CheckTrainableSetUnchanged();
+  if (!model_->IsTraining()) model_->SetTraining(true);
+  if (!accumulate) optimizer_->zero_grad();
+  torch::Tensor loss = Loss(model_->Forward(images, levels), labels);
+  loss.backward();
+  const double value = loss.item<double>();
+  if (!std::isfinite(value)) {
+    throw Error("ERR_NUMERIC", "the training loss is " + std::to_string(value) +
+                                   " (not finite); lower the learning rate or check the inputs");
+  }
+  return value;
+}
+
+void Trainer::Step() {
+  optimizer_->step();
+  ++steps_;
+}
+
+double Trainer::TrainStep(const torch::Tensor& images, const torch::Tensor& levels, const torch::Tensor& labels) {
+  const double loss = Backward(images, levels, labels);
+  Step();
+  return loss;
+}
+
+EvalOutput Trainer::Evaluate(const torch::Tensor& images, const torch::Tensor& levels, const torch::Tensor& labels) {
+  CheckBatch(images, levels, labels);
+  const bool was_training = model_->IsTraining();
+  model_->SetTraining(false);
+  EvalOutput out;
+  {
+    c10::InferenceMode inference;
+    torch::Tensor logits = model_->Forward(images, levels);
+    out.probabilities = torch::softmax(logits, /*dim=*/1).to(torch::kCPU).contiguous();
+    if (labels.defined()) {
+      out.loss = Loss(logits, labels).item<double>();
+      out.has_loss = true;
+    }
+  }
+  if (was_training) model_->SetTraining(true);
+  return out;
+}
+
+NamedTensors Trainer::Gradients() const {
+  NamedTensors out;
+  for (size_t i = 0; i < trainable_.size(); ++i) out.emplace_back(trainable_names_[i], trainable_[i].grad());
+  return out;
+}
+
+void Trainer::SetLearningRate(double learning_rate) {
+  if (!(learning_rate > 0)) throw Error("ERR_INVALID_ARG", "learning rate must be > 0");
+  options_.learning_rate = learning_rate;
+  for (auto& group : optimizer_->param_groups()) {
+    static_cast<torch::optim::AdamWOptions&>(group.options()).lr(learning_rate);
+  }
+}
+
+void Trainer::Save(const std::string& path, const std::string& metadata_json) const {
+  CheckpointContents contents;
+  contents.metadata_json = metadata_json;
+  contents.model = model_->StateDict();
+  contents.steps = steps_;
+  contents.learning_rate = options_.learning_rate;
+  const auto& state = optimizer_->state();
+  for (size_t i = 0; i < trainable_.size(); ++i) {
+    const auto key = c10::guts::to_string(trainable_[i].unsafeGetTensorImpl());
+    auto found = state.find(key);
+    if (found == state.end()) continue;
+    const auto& adam = static_cast<const torch::optim::AdamWParamState&>(*found->second);
+    contents.optimizer.push_back({trainable_names_[i], adam.step(), adam.exp_avg(), adam.exp_avg_sq()});
+  }
+  WriteCheckpoint(path, contents);
+}
+
+std::string Trainer::Load(const std::string& path) {
+  CheckpointContents contents = ReadCheckpoint(path);
+  // Model tensors: every name must exist here with the same shape; extra or missing names are an error.
+  NamedTensors state = model_->StateDict();
+  std::map<std::string, torch::Tensor> targets(state.begin(), state.end());
+  std::map<std::string, torch::Tensor> loaded(contents.model.begin(), contents.model.end());
+  for (const auto& [name, target] : targets) {
+    if (!loaded.count(name)) {
+      throw Error("ERR_CHECKPOINT", "checkpoint '" + path + "' has no tensor '" + name +
+                                        "': it was saved from a different model");
+    }
+  }
+  for (const auto& [name, tensor] : loaded) {
+    auto target = targets.find(name);
+    if (target == targets.end()) {
+      throw Error("ERR_CHECKPOINT", "checkpoint '" + path + "' holds tensor '" + name +
+                                        "' that this model does not have: it was saved from a different model");
+    }
+    if (!target->second.sizes().equals(tensor.sizes())) {
+      throw Error("ERR_CHECKPOINT", "checkpoint '" + path + "' tensor '" + name + "' has shape " +
+                                        c10::str(tensor.sizes()) + ", this model expects " +
+                                        c10::str(target->second.sizes()));
+    }
+  }
+  {
+    torch::NoGradGuard no_grad;
+    for (const auto& [name, tensor] : loaded) targets[name].copy_(tensor);
+  }
+  std::map<std::string, size_t> index;
+  for (size_t i = 0; i < trainable_names_.size(); ++i) index[trainable_names_[i]] = i;
+  auto& state_map = optimizer_->state();
+  state_map.clear();
+  for (const auto& moment : contents.optimizer) {
+    auto found = index.find(moment.name);
+    if (found == index.end()) {
+      throw Error("ERR_CHECKPOINT", "checkpoint '" + path + "' has optimizer state for '" + moment.name +
+                                        "', which is not trainable here: unfreeze the same tensors as when it "
+                                        "was saved");
+    }
+    const torch::Tensor& param = trainable_[found->second];
+    auto adam = std::make_unique<torch::optim::AdamWParamState>();
+    adam->step(moment.step);
+    adam->exp_avg(moment.exp_avg.to(param.device()).clone());
+    adam->exp_avg_sq(moment.exp_avg_sq.to(param.device()).clone());
+    state_map[c10::guts::to_string(param.unsafeGetTensorImpl())] = std::move(adam);
+  }
+  steps_ = contents.steps;
+  SetLearningRate(contents.learning_rate);
+  return contents.metadata_json;
+}
+
+}  // namespace stenosis

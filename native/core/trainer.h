@@ -1,0 +1,73 @@
+// Optimisation of a StenosisClassifier: class-weighted cross-entropy and AdamW over the trainable parameters.
+//
+// A step is split in two (Backward, then Step) so that a gradient all-reduce or accumulation can slot in between.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/classifier.h"
+
+namespace stenosis {
+
+struct TrainerOptions {
+  double learning_rate = 1e-4;
+  double weight_decay = 0.02;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  // One weight per class, in class order (normal/mild, moderate, severe). Empty means unweighted.
+  std::vector<float> class_weights;
+};
+
+struct EvalOutput {
+  torch::Tensor probabilities;  // [B, 3] on the CPU
+  double loss = 0;              // weighted cross-entropy when labels were given
+  bool has_loss = false;
+};
+
+class Trainer {
+ public:
+  // Collects the classifier's trainable parameters now: unfreeze before constructing the trainer.
+  Trainer(std::shared_ptr<StenosisClassifier> model, TrainerOptions options);
+
+  StenosisClassifier& model() { return *model_; }
+  const TrainerOptions& options() const { return options_; }
+  const std::vector<std::string>& trainable_names() const { return trainable_names_; }
+  int64_t steps() const { return steps_; }
+
+  // Zeroes gradients (unless accumulate), runs the model in train mode, returns the loss after backward.
+  double Backward(const torch::Tensor& images, const torch::Tensor& levels, const torch::Tensor& labels,
+                  bool accumulate = false);
+  // Applies one AdamW update with the gradients held now.
+  void Step();
+  double TrainStep(const torch::Tensor& images, const torch::Tensor& levels, const torch::Tensor& labels);
+  // Eval mode, no autograd. Labels may be undefined.
+  EvalOutput Evaluate(const torch::Tensor& images, const torch::Tensor& levels, const torch::Tensor& labels);
+  torch::Tensor Loss(const torch::Tensor& logits, const torch::Tensor& labels) const;
+
+  // Gradients of the trainable parameters, by name (undefined before the first backward).
+  NamedTensors Gradients() const;
+  void SetLearningRate(double learning_rate);
+
+  // Whole trainable state: every model parameter and buffer, and the optimizer's per-parameter moments.
+  void Save(const std::string& path, const std::string& metadata_json) const;
+  // Restores a checkpoint written by Save; returns its metadata JSON.
+  std::string Load(const std::string& path);
+
+ private:
+  void CheckTrainableSetUnchanged() const;
+
+  std::shared_ptr<StenosisClassifier> model_;
+  TrainerOptions options_;
+  std::vector<std::string> trainable_names_;
+  std::vector<torch::Tensor> trainable_;
+  torch::Tensor class_weights_;
+  std::unique_ptr<torch::optim::AdamW> optimizer_;
+  int64_t steps_ = 0;
+};
+
+}  // namespace stenosis
