@@ -1,0 +1,145 @@
+#include "binding/common.h"
+#include "binding/wrappers.h"
+
+namespace stenosis::binding {
+namespace {
+
+struct Batch {
+  torch::Tensor images;
+  torch::Tensor levels;
+  torch::Tensor labels;
+};
+
+// (images, shape, levels, labels) starting at argument `first`.
+Batch BatchFromJs(const Napi::CallbackInfo& info, size_t first) {
+  return {ImagesFromJs(info[first], info[first + 1]), IndicesFromJs(info[first + 2], "levels"),
+          IndicesFromJs(info[first + 3], "labels")};
+}
+
+Napi::Value LossToJs(Napi::Env env, double& loss) { return Napi::Number::New(env, loss); }
+
+}  // namespace
+
+Napi::Function TrainerWrap::Define(Napi::Env env) {
+  return DefineClass(env, "NativeTrainer",
+                     {
+                         InstanceMethod<&TrainerWrap::Backward>("backward"),
+                         InstanceMethod<&TrainerWrap::Step>("step"),
+                         InstanceMethod<&TrainerWrap::TrainStep>("trainStep"),
+                         InstanceMethod<&TrainerWrap::Evaluate>("evaluate"),
+                         InstanceMethod<&TrainerWrap::Gradients>("gradients"),
+                         InstanceMethod<&TrainerWrap::TrainableNames>("trainableNames"),
+                         InstanceMethod<&TrainerWrap::Steps>("steps"),
+                         InstanceMethod<&TrainerWrap::SetLearningRate>("setLearningRate"),
+                         InstanceMethod<&TrainerWrap::Save>("save"),
+                         InstanceMethod<&TrainerWrap::Load>("load"),
+                     });
+}
+
+Napi::Object TrainerWrap::NewInstance(Napi::Env env, std::shared_ptr<Trainer> trainer) {
+  auto* holder = new std::shared_ptr<Trainer>(std::move(trainer));
+  auto external = Napi::External<std::shared_ptr<Trainer>>::New(
+      env, holder, [](Napi::Env, std::shared_ptr<Trainer>* p) { delete p; });
+  return env.GetInstanceData<AddonData>()->trainer.New({external});
+}
+
+TrainerWrap::TrainerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TrainerWrap>(info) {
+  if (info.Length() != 1 || !info[0].IsExternal()) {
+    throw MakeError(info.Env(), "ERR_INVALID_ARG", "NativeTrainer is made by createTrainer(), not with new");
+  }
+  trainer_ = *info[0].As<Napi::External<std::shared_ptr<Trainer>>>().Data();
+}
+
+Napi::Value TrainerWrap::Backward(const Napi::CallbackInfo& info) {
+  auto trainer = trainer_;
+  Batch batch = BatchFromJs(info, 0);
+  const bool accumulate = BoolArg(info, 4, "accumulate");
+  return Schedule<double>(
+      info.Env(),
+      [trainer, batch, accumulate] { return trainer->Backward(batch.images, batch.levels, batch.labels, accumulate); },
+      LossToJs);
+}
+
+Napi::Value TrainerWrap::Step(const Napi::CallbackInfo& info) {
+  auto trainer = trainer_;
+  return Schedule<Unit>(
+      info.Env(),
+      [trainer] {
+        trainer->Step();
+        return Unit{};
+      },
+      Undefined);
+}
+
+Napi::Value TrainerWrap::TrainStep(const Napi::CallbackInfo& info) {
+  auto trainer = trainer_;
+  Batch batch = BatchFromJs(info, 0);
+  return Schedule<double>(
+      info.Env(), [trainer, batch] { return trainer->TrainStep(batch.images, batch.levels, batch.labels); },
+      LossToJs);
+}
+
+Napi::Value TrainerWrap::Evaluate(const Napi::CallbackInfo& info) {
+  auto trainer = trainer_;
+  Batch batch = BatchFromJs(info, 0);
+  return Schedule<EvalOutput>(
+      info.Env(), [trainer, batch] { return trainer->Evaluate(batch.images, batch.levels, batch.labels); },
+      [](Napi::Env env, EvalOutput& out) -> Napi::Value {
+        Napi::Object result = Napi::Object::New(env);
+        result.Set("probabilities", ToFloat32Array(env, out.probabilities));
+        result.Set("loss", out.has_loss ? Napi::Value(Napi::Number::New(env, out.loss)) : env.Null());
+        return result;
+      });
+}
+
+Napi::Value TrainerWrap::Gradients(const Napi::CallbackInfo& info) {
+  auto trainer = trainer_;
+  return Schedule<NamedTensors>(
+      info.Env(), [trainer] { return CopyForJs(trainer->Gradients()); }, NamedTensorsToJs);
+}
+
+Napi::Value TrainerWrap::TrainableNames(const Napi::CallbackInfo& info) {
+  return StringsToJs(info.Env(), trainer_->trainable_names());
+}
+
+Napi::Value TrainerWrap::Steps(const Napi::CallbackInfo& info) {
+  auto trainer = trainer_;
+  return Schedule<int64_t>(
+      info.Env(), [trainer] { return trainer->steps(); },
+      [](Napi::Env env, int64_t& steps) { return Napi::Number::New(env, static_cast<double>(steps)); });
+}
+
+Napi::Value TrainerWrap::SetLearningRate(const Napi::CallbackInfo& info) {
+  auto trainer = trainer_;
+  const double learning_rate = NumberArg(info, 0, "learningRate");
+  return Schedule<Unit>(
+      info.Env(),
+      [trainer, learning_rate] {
+        trainer->SetLearningRate(learning_rate);
+        return Unit{};
+      },
+      Undefined);
+}
+
+Napi::Value TrainerWrap::Save(const Napi::CallbackInfo& info) {
+  auto trainer = trainer_;
+  const std::string path = StringArg(info, 0, "path");
+  const std::string metadata = StringArg(info, 1, "metadata");
+  return Schedule<Unit>(
+      info.Env(),
+      [trainer, path, metadata] {
+        trainer->Save(path, metadata);
+        return Unit{};
+      },
+      Undefined);
+}
+
+Napi::Value TrainerWrap::Load(const Napi::CallbackInfo& info) {
+  auto trainer = trainer_;
+  const std::string path = StringArg(info, 0, "path");
+  return Schedule<std::string>(
+      info.Env(), [trainer, path] { return trainer->Load(path); },
+      [](Napi::Env env, std::string& metadata) -> Napi::Value { return Napi::String::New(env, metadata); });
+}
+
+}  // namespace stenosis::binding
