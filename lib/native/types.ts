@@ -1,0 +1,93 @@
+/**
+ * The raw surface of the compiled addon (build/Release/stenosis.node). Arguments are validated by the public
+ * classes before they reach these functions; nothing here is part of the public API.
+ */
+
+export interface NativeNamedTensor {
+  name: string;
+  shape: number[];
+  /** Null where the tensor is undefined (a gradient before the first backward pass). */
+  data: Float32Array | null;
+}
+
+export interface NativeBackbone {
+  readonly featureDim: number;
+  readonly inputSize: number;
+  readonly path: string;
+  readonly device: string;
+  freeze(): Promise<void>;
+  unfreezeLast(n: number): Promise<string[]>;
+  unfreezeLastBlocks(n: number): Promise<string[]>;
+  parameterNames(trainableOnly: boolean): Promise<string[]>;
+  parameterCount(trainableOnly: boolean): Promise<number>;
+  setTraining(training: boolean): Promise<void>;
+  isTraining(): Promise<boolean>;
+  features(images: Float32Array, shape: number[]): Promise<Float32Array>;
+}
+
+export interface NativeClassifierOptions {
+  embeddingDim: number;
+  hidden1: number;
+  hidden2: number;
+  dropout: number;
+  frozenBackboneEval: boolean;
+  precision: string;
+  memoryFormat: string;
+  seed: number;
+}
+
+export interface NativeClassifier {
+  forward(images: Float32Array, shape: number[], levels: Int32Array): Promise<Float32Array>;
+  setTraining(training: boolean): Promise<void>;
+  parameters(trainableOnly: boolean): Promise<NativeNamedTensor[]>;
+  parameterCount(trainableOnly: boolean): Promise<number>;
+  options(): NativeClassifierOptions & { device: string };
+}
+
+export interface NativeTrainerOptions {
+  learningRate: number;
+  weightDecay: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  classWeights: number[] | null;
+}
+
+export interface NativeEvalOutput {
+  probabilities: Float32Array;
+  loss: number | null;
+}
+
+export interface NativeTrainer {
+  backward(
+    images: Float32Array,
+    shape: number[],
+    levels: Int32Array,
+    labels: Int32Array,
+    accumulate: boolean,
+  ): Promise<number>;
+  step(): Promise<void>;
+  trainStep(images: Float32Array, shape: number[], levels: Int32Array, labels: Int32Array): Promise<number>;
+  evaluate(
+    images: Float32Array,
+    shape: number[],
+    levels: Int32Array,
+    labels: Int32Array | null,
+  ): Promise<NativeEvalOutput>;
+  gradients(): Promise<NativeNamedTensor[]>;
+  trainableNames(): string[];
+  steps(): Promise<number>;
+  setLearningRate(learningRate: number): Promise<void>;
+  save(path: string, metadataJson: string): Promise<void>;
+  load(path: string): Promise<string>;
+}
+
+export interface NativeAddon {
+  loadBackbone(path: string, device: string, inputSize: number): Promise<NativeBackbone>;
+  createClassifier(backbone: NativeBackbone, options: NativeClassifierOptions): Promise<NativeClassifier>;
+  createTrainer(classifier: NativeClassifier, options: NativeTrainerOptions): Promise<NativeTrainer>;
+  setNumThreads(threads: number): void;
+  getNumThreads(): number;
+  cudaDeviceCount(): number;
+  versions: { torch: string; cudaBuild: boolean; checkpointFormat: number };
+}

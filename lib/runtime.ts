@@ -1,0 +1,80 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { checkInteger, StenosisError } from './errors';
+import { loadAddon, packageRoot } from './native/loader';
+
+/** Versions of the linked libtorch and of the checkpoint format this build writes. */
+export function versions(): { torch: string; cudaBuild: boolean; checkpointFormat: number; package: string } {
+  const { torch, cudaBuild, checkpointFormat } = loadAddon().versions;
+  const manifest = JSON.parse(fs.readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as {
+    version: string;
+  };
+  return { torch, cudaBuild, checkpointFormat, package: manifest.version };
+}
+
+let threadsSet = false;
+
+/**
+ * Sets libtorch's intra-op thread count for all models of this process (it starts with the machine's cores).
+ * @throws StenosisError ERR_INVALID_ARG when threads is not a positive integer.
+ */
+export function setNumThreads(threads: number): void {
+  checkInteger(threads, 'threads', 1, 1024);
+  loadAddon().setNumThreads(threads);
+  threadsSet = true;
+}
+
+/** The intra-op thread count libtorch uses. */
+export function getNumThreads(): number {
+  return loadAddon().getNumThreads();
+}
+
+/** Number of CUDA devices the linked libtorch sees (0 on a CPU build). */
+export function cudaDeviceCount(): number {
+  return loadAddon().cudaDeviceCount();
+}
+
+/** Whether setNumThreads has been called (the CLI prints the default otherwise). */
+export function numThreadsWasSet(): boolean {
+  return threadsSet;
+}
+
+/** A device string: cpu, cuda or cuda:N. */
+export type DeviceSpec = 'cpu' | 'cuda' | `cuda:${number}`;
+
+/**
+ * Validates a device string; asking for CUDA where none is present is an ERR_CUDA_UNAVAILABLE error.
+ */
+export function checkDevice(device: unknown, name = 'device'): DeviceSpec {
+  if (typeof device !== 'string' || !/^(cpu|cuda|cuda:\d+)$/.test(device)) {
+    throw new StenosisError(
+      'ERR_INVALID_DEVICE',
+      `Expected cpu, cuda or cuda:N for ${name} but received ${JSON.stringify(device)}`,
+    );
+  }
+  if (device !== 'cpu') {
+    const count = cudaDeviceCount();
+    const index = device === 'cuda' ? 0 : Number(device.slice(5));
+    if (count === 0) {
+      throw new StenosisError(
+        'ERR_CUDA_UNAVAILABLE',
+        `${name} '${device}' was asked for but CUDA is not available: the linked libtorch ` +
+          `${loadAddon().versions.torch} ${loadAddon().versions.cudaBuild ? 'sees no GPU' : 'was built without CUDA'}. ` +
+          `Use --device cpu, or rebuild against a CUDA libtorch (LIBTORCH=/path/to/libtorch npm rebuild).`,
+      );
+    }
+    if (index >= count) {
+      throw new StenosisError(
+        'ERR_CUDA_UNAVAILABLE',
+        `${name} '${device}' does not exist: ${count} CUDA device(s) visible`,
+      );
+    }
+  }
+  return device as DeviceSpec;
+}
+
+/** The machine's core count: the default thread count. */
+export function defaultNumThreads(): number {
+  return os.availableParallelism();
+}

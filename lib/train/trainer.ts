@@ -1,0 +1,269 @@
+import {
+  checkBoolean,
+  checkKnownKeys,
+  checkNumber,
+  invalidArgument,
+  isPlainObject,
+  native,
+  StenosisError,
+} from '../errors';
+import { loadAddon } from '../native/loader';
+import type { NativeTrainer } from '../native/types';
+import { StenosisClassifier, toNamedTensors, type NamedTensor } from '../model/classifier';
+import { LEVELS, SEVERITIES } from '../model/levels';
+import { checkBatch, type ImageBatch } from '../model/tensors';
+import { versions } from '../runtime';
+import { classWeightsFromLabels } from './class-weights';
+
+export interface TrainerOptions {
+  /** AdamW learning rate; default 1e-4. */
+  learningRate?: number;
+  /** AdamW decoupled weight decay; default 0.02 (the reference's documented command). */
+  weightDecay?: number;
+  /** AdamW betas; default [0.9, 0.999]. */
+  betas?: readonly [number, number];
+  /** AdamW epsilon; default 1e-8. */
+  eps?: number;
+  /** Cross-entropy weight per class (normal/mild, moderate, severe). Overrides trainingLabels. */
+  classWeights?: readonly [number, number, number];
+  /** Training split labels (0..2): weights are computed as N / (3 n_c). Without either, the loss is unweighted. */
+  trainingLabels?: ArrayLike<number>;
+}
+
+export interface EvalResult {
+  /** [batch, 3] row-major class probabilities. */
+  probabilities: Float32Array;
+  /** Weighted cross-entropy, when the batch had labels. */
+  loss: number | null;
+}
+
+/** What a checkpoint records beside the tensors; `user` is whatever the caller passed to save(). */
+export interface CheckpointMetadata {
+  format: 'lumbar-stenosis-checkpoint';
+  version: number;
+  savedAt: string;
+  classes: readonly string[];
+  levels: readonly string[];
+  backbone: StenosisClassifier['backbone']['metadata'];
+  classifier: {
+    embeddingDim: number;
+    hiddenSizes: readonly [number, number];
+    dropout: number;
+    frozenBackboneEval: boolean;
+    precision: string;
+    memoryFormat: string;
+  };
+  trainer: {
+    learningRate: number;
+    weightDecay: number;
+    betas: readonly [number, number];
+    eps: number;
+    classWeights: number[] | null;
+  };
+  trainableTensors: string[];
+  versions: ReturnType<typeof versions>;
+  user: Record<string, unknown>;
+}
+
+/**
+ * AdamW over exactly the classifier's trainable parameters, with class-weighted cross-entropy.
+ * A training step is split into backward() and step() so that accumulation or a gradient all-reduce can go
+ * between; trainStep() does both.
+ */
+export class Trainer {
+  readonly classifier: StenosisClassifier;
+  readonly learningRate: number;
+  readonly weightDecay: number;
+  readonly betas: readonly [number, number];
+  readonly eps: number;
+  /** The class weights in use, or null for an unweighted loss. */
+  readonly classWeights: number[] | null;
+  /** @internal */
+  readonly native: NativeTrainer;
+  private currentLearningRate: number;
+
+  private constructor(
+    classifier: StenosisClassifier,
+    nativeTrainer: NativeTrainer,
+    options: Required<Omit<TrainerOptions, 'trainingLabels' | 'classWeights'>> & {
+      classWeights: number[] | null;
+    },
+  ) {
+    this.classifier = classifier;
+    this.native = nativeTrainer;
+    this.learningRate = options.learningRate;
+    this.currentLearningRate = options.learningRate;
+    this.weightDecay = options.weightDecay;
+    this.betas = options.betas;
+    this.eps = options.eps;
+    this.classWeights = options.classWeights;
+  }
+
+  /**
+   * Creates the optimizer over the parameters that are trainable now.
+   * @throws StenosisError ERR_MISSING_CLASS when weights are computed from labels that lack a class.
+   */
+  static async create(classifier: StenosisClassifier, options: TrainerOptions = {}): Promise<Trainer> {
+    if (!(classifier instanceof StenosisClassifier))
+      throw invalidArgument('a StenosisClassifier', 'classifier', classifier);
+    if (!isPlainObject(options)) throw invalidArgument('an options object', 'options', options);
+    checkKnownKeys(options, 'Trainer options', [
+      'learningRate',
+      'weightDecay',
+      'betas',
+      'eps',
+      'classWeights',
+      'trainingLabels',
+    ]);
+    const betas = options.betas ?? [0.9, 0.999];
+    if (!Array.isArray(betas) || betas.length !== 2)
+      throw invalidArgument('two betas [beta1, beta2]', 'betas', betas);
+    let classWeights: number[] | null = null;
+    if (options.classWeights !== undefined) {
+      const weights = options.classWeights;
+      if (!Array.isArray(weights) || weights.length !== SEVERITIES.length) {
+        throw invalidArgument('three class weights', 'classWeights', weights);
+      }
+      classWeights = weights.map((w, i) => checkNumber(w, `classWeights[${i}]`, 0, 1e6));
+      if (classWeights.every((w) => w === 0))
+        throw invalidArgument('at least one positive weight', 'classWeights', weights);
+    } else if (options.trainingLabels !== undefined) {
+      classWeights = classWeightsFromLabels(options.trainingLabels);
+    }
+    const resolved = {
+      learningRate: checkNumber(options.learningRate ?? 1e-4, 'learningRate', 0, 10),
+      weightDecay: checkNumber(options.weightDecay ?? 0.02, 'weightDecay', 0, 10),
+      betas: [
+        checkNumber(betas[0], 'betas[0]', 0, 1, true),
+        checkNumber(betas[1], 'betas[1]', 0, 1, true),
+      ] as const,
+      eps: checkNumber(options.eps ?? 1e-8, 'eps', 0, 1),
+      classWeights,
+    };
+    if (resolved.learningRate === 0) throw invalidArgument('a positive number', 'learningRate', 0);
+    const nativeTrainer = await native(
+      loadAddon().createTrainer(classifier.native, {
+        learningRate: resolved.learningRate,
+        weightDecay: resolved.weightDecay,
+        beta1: resolved.betas[0],
+        beta2: resolved.betas[1],
+        eps: resolved.eps,
+        classWeights,
+      }),
+    );
+    return new Trainer(classifier, nativeTrainer, resolved);
+  }
+
+  /** Names of the tensors the optimizer updates, in order. */
+  get trainableNames(): string[] {
+    return this.native.trainableNames();
+  }
+
+  /** The learning rate in use now (see setLearningRate). */
+  get currentLearningRateValue(): number {
+    return this.currentLearningRate;
+  }
+
+  /**
+   * Forward and backward pass in train mode; gradients are zeroed first unless `accumulate` is set.
+   * @returns the weighted cross-entropy loss of the batch.
+   */
+  async backward(batch: ImageBatch, options: { accumulate?: boolean } = {}): Promise<number> {
+    const { images, shape, levels, labels } = checkBatch(batch, 'batch', true);
+    const accumulate = checkBoolean(options.accumulate ?? false, 'accumulate');
+    return native(this.native.backward(images, shape, levels, labels as Int32Array, accumulate));
+  }
+
+  /** One AdamW update with the gradients held now. */
+  async step(): Promise<void> {
+    await native(this.native.step());
+  }
+
+  /** backward() then step(). @returns the loss. */
+  async trainStep(batch: ImageBatch): Promise<number> {
+    const { images, shape, levels, labels } = checkBatch(batch, 'batch', true);
+    return native(this.native.trainStep(images, shape, levels, labels as Int32Array));
+  }
+
+  /** Class probabilities in eval mode without autograd; the loss too when the batch has labels. */
+  async evaluate(batch: ImageBatch): Promise<EvalResult> {
+    const { images, shape, levels, labels } = checkBatch(batch, 'batch', false);
+    return native(this.native.evaluate(images, shape, levels, labels));
+  }
+
+  /** Copies of the gradients of the trainable tensors (empty data before the first backward). */
+  async gradients(): Promise<NamedTensor[]> {
+    return toNamedTensors(await native(this.native.gradients()));
+  }
+
+  /** Number of optimizer steps taken (restored by load). */
+  async steps(): Promise<number> {
+    return native(this.native.steps());
+  }
+
+  /** Changes the learning rate of every parameter group (for schedules). */
+  async setLearningRate(learningRate: number): Promise<void> {
+    checkNumber(learningRate, 'learningRate', 0, 10);
+    if (learningRate === 0) throw invalidArgument('a positive number', 'learningRate', 0);
+    await native(this.native.setLearningRate(learningRate));
+    this.currentLearningRate = learningRate;
+  }
+
+  /** The metadata a checkpoint of this trainer records. */
+  checkpointMetadata(user: Record<string, unknown> = {}): CheckpointMetadata {
+    const c = this.classifier;
+    return {
+      format: 'lumbar-stenosis-checkpoint',
+      version: loadAddon().versions.checkpointFormat,
+      savedAt: new Date().toISOString(),
+      classes: SEVERITIES,
+      levels: LEVELS,
+      backbone: c.backbone.metadata,
+      classifier: {
+        embeddingDim: c.levelEmbedding.dimension,
+        hiddenSizes: c.hiddenSizes,
+        dropout: c.dropout,
+        frozenBackboneEval: c.frozenBackboneEval,
+        precision: c.precision,
+        memoryFormat: c.memoryFormat,
+      },
+      trainer: {
+        learningRate: this.currentLearningRate,
+        weightDecay: this.weightDecay,
+        betas: this.betas,
+        eps: this.eps,
+        classWeights: this.classWeights,
+      },
+      trainableTensors: this.trainableNames,
+      versions: versions(),
+      user,
+    };
+  }
+
+  /**
+   * Writes model (all parameters and buffers) and optimizer state to `path` (torch.save format, readable with
+   * Python's torch.load), through a temporary file and a rename.
+   */
+  async save(path: string, user: Record<string, unknown> = {}): Promise<void> {
+    if (typeof path !== 'string' || path.length === 0) throw invalidArgument('a file path', 'path', path);
+    if (!isPlainObject(user)) throw invalidArgument('an object', 'metadata', user);
+    await native(this.native.save(path, JSON.stringify(this.checkpointMetadata(user))));
+  }
+
+  /**
+   * Restores a checkpoint written by save() into this model and optimizer.
+   * @throws StenosisError ERR_CHECKPOINT when the file is missing, damaged or from a different model.
+   */
+  async load(path: string): Promise<CheckpointMetadata> {
+    if (typeof path !== 'string' || path.length === 0) throw invalidArgument('a file path', 'path', path);
+    const json = await native(this.native.load(path));
+    let metadata: CheckpointMetadata;
+    try {
+      metadata = JSON.parse(json) as CheckpointMetadata;
+    } catch {
+      throw new StenosisError('ERR_CHECKPOINT', `Checkpoint ${path} has metadata that is not valid JSON`);
+    }
+    this.currentLearningRate = metadata.trainer?.learningRate ?? this.currentLearningRate;
+    return metadata;
+  }
+}
