@@ -17,6 +17,8 @@
         "<!(node -p \"require('node-addon-api').include_dir\")",
         "<!@(node scripts/libtorch-config.js include)",
       ],
+      # node's common.gypi defines _GLIBCXX_USE_CXX11_ABI=1; the libtorch's own setting comes from "cflags" below.
+      "defines!": ["_GLIBCXX_USE_CXX11_ABI=1", "_GLIBCXX_USE_CXX11_ABI=0"],
       "defines": [
         "NAPI_VERSION=8",
         "NODE_ADDON_API_DISABLE_DEPRECATED",
@@ -30,7 +32,6 @@
         "-frtti",
         "<!@(node scripts/libtorch-config.js cflags)",
       ],
-      "cflags": ["-Wall", "-Wno-unused-parameter"],
       "configurations": {
         "Release": {
           "cflags!": ["-O3"],

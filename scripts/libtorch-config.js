@@ -83,7 +83,10 @@ function fromEnvironment() {
     configFile = path.join(torchDir, 'TorchConfig.cmake');
     // Debian's layout is <prefix>/lib/<triplet>/cmake/Torch (four levels up, libraries in lib/<triplet>).
     const debianLibdir = path.resolve(torchDir, '..', '..');
-    if (!isFile(path.join(root, 'lib', 'libtorch_cpu.so')) && isFile(path.join(debianLibdir, 'libtorch_cpu.so'))) {
+    if (
+      !isFile(path.join(root, 'lib', 'libtorch_cpu.so')) &&
+      isFile(path.join(debianLibdir, 'libtorch_cpu.so'))
+    ) {
       root = path.resolve(debianLibdir, '..', '..');
       libdir = debianLibdir;
     }
@@ -93,7 +96,7 @@ function fromEnvironment() {
   if (!isFile(configFile)) {
     throw new ConfigError(
       `libtorch: ${source} was given but ${configFile} does not exist. Point LIBTORCH at a libtorch folder ` +
-        '(it holds share/cmake/Torch) or unset it to use a Python torch or Debian\'s libtorch-dev.',
+        "(it holds share/cmake/Torch) or unset it to use a Python torch or Debian's libtorch-dev.",
     );
   }
   if (!libdir) libdir = path.join(root, 'lib');

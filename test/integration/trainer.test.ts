@@ -1,0 +1,180 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { Backbone, LevelEmbedding, StenosisClassifier, Trainer } from '../../lib';
+import { makeBatch, maxAbsDiff, PYTHON, RESNET18, tempDir } from '../helpers';
+import { execFileSync } from 'node:child_process';
+
+async function buildTrainer(
+  seed: number,
+  unfreeze = 4,
+): Promise<{ classifier: StenosisClassifier; trainer: Trainer }> {
+  const backbone = await Backbone.load(RESNET18);
+  await backbone.unfreezeLast(unfreeze);
+  const classifier = await StenosisClassifier.create({
+    backbone,
+    levelEmbedding: new LevelEmbedding({ dimension: 32 }),
+    dropout: 0,
+    seed,
+  });
+  const trainer = await Trainer.create(classifier, { learningRate: 1e-3, classWeights: [1, 2, 4] });
+  return { classifier, trainer };
+}
+
+describe('StenosisClassifier and Trainer', () => {
+  const dir = tempDir('trainer');
+  const batch = makeBatch(64, 6, 11);
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  test('the head has the documented shape and the seed fixes its initial weights', async () => {
+    const a = await buildTrainer(5);
+    const b = await buildTrainer(5);
+    const c = await buildTrainer(6);
+    const headA = (await a.classifier.parameters()).filter((p) => !p.name.startsWith('backbone.'));
+    expect(headA.map((p) => [p.name, p.shape])).toEqual([
+      ['embedding.weight', [5, 32]],
+      ['head.0.weight', [512, 512 + 32]],
+      ['head.0.bias', [512]],
+      ['head.1.weight', [512]],
+      ['head.1.bias', [512]],
+      ['head.4.weight', [256, 512]],
+      ['head.4.bias', [256]],
+      ['head.5.weight', [256]],
+      ['head.5.bias', [256]],
+      ['head.8.weight', [3, 256]],
+      ['head.8.bias', [3]],
+    ]);
+    const headB = (await b.classifier.parameters()).filter((p) => !p.name.startsWith('backbone.'));
+    const headC = (await c.classifier.parameters()).filter((p) => !p.name.startsWith('backbone.'));
+    expect(headB[1].data).toEqual(headA[1].data);
+    expect(headC[1].data).not.toEqual(headA[1].data);
+    expect(a.trainer.trainableNames).toHaveLength(4 + headA.length);
+  });
+
+  test('the loss falls when training on one batch, and probabilities are distributions', async () => {
+    const { classifier, trainer } = await buildTrainer(1);
+    const losses: number[] = [];
+    for (let i = 0; i < 8; i++) losses.push(await trainer.trainStep(batch));
+    expect(losses[7]).toBeLessThan(losses[0] * 0.5);
+    expect(await trainer.steps()).toBe(8);
+    const { probabilities, loss } = await trainer.evaluate(batch);
+    expect(probabilities).toHaveLength(6 * 3);
+    for (let row = 0; row < 6; row++) {
+      const sum = probabilities[3 * row] + probabilities[3 * row + 1] + probabilities[3 * row + 2];
+      expect(sum).toBeCloseTo(1, 5);
+    }
+    expect(loss).not.toBeNull();
+    const predicted = await classifier.predict({
+      images: batch.images,
+      shape: batch.shape,
+      levels: batch.levels,
+    });
+    expect(maxAbsDiff(predicted, probabilities)).toBeLessThan(1e-5);
+  });
+
+  test('the event loop keeps running during native steps', async () => {
+    const { trainer } = await buildTrainer(2);
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 2);
+    const start = Date.now();
+    for (let i = 0; i < 3; i++) await trainer.trainStep(batch);
+    const elapsed = Date.now() - start;
+    clearInterval(timer);
+    // A blocked loop would fire (almost) no ticks; an open one fires a good share of elapsed / 2 ms.
+    expect(ticks).toBeGreaterThan(Math.min(20, elapsed / 20));
+  });
+
+  test('save then load restores model and optimizer: the next step is identical', async () => {
+    const first = await buildTrainer(3);
+    await first.trainer.trainStep(batch);
+    await first.trainer.trainStep(batch);
+    const file = path.join(dir, 'two-steps.ckpt');
+    await first.trainer.save(file, { note: 'two steps' });
+    expect(fs.readdirSync(dir).filter((f) => f.includes('.tmp-'))).toEqual([]);
+    const lossA = await first.trainer.trainStep(batch);
+    const paramsA = await first.classifier.parameters(true);
+
+    const second = await buildTrainer(99);
+    const metadata = await second.trainer.load(file);
+    expect(metadata.user).toEqual({ note: 'two steps' });
+    expect(metadata.classes).toEqual(['normal_mild', 'moderate', 'severe']);
+    expect(metadata.backbone.architecture).toBe('resnet18');
+    expect(await second.trainer.steps()).toBe(2);
+    const lossB = await second.trainer.trainStep(batch);
+    const paramsB = await second.classifier.parameters(true);
+    expect(lossB).toBe(lossA);
+    for (let i = 0; i < paramsA.length; i++) expect(paramsB[i].data).toEqual(paramsA[i].data);
+  });
+
+  test('a checkpoint is a torch.save file that Python reads', async () => {
+    const { trainer } = await buildTrainer(4);
+    await trainer.trainStep(batch);
+    const file = path.join(dir, 'python.ckpt');
+    await trainer.save(file);
+    const out = execFileSync(
+      PYTHON,
+      [
+        '-c',
+        'import sys, json, torch; c = torch.load(sys.argv[1]); m = json.loads(c["metadata"]); ' +
+          'print(c["format"], c["version"], len(c["optimizer"]["state"]), c["optimizer"]["steps"], ' +
+          'tuple(c["model"]["head.0.weight"].shape), m["trainer"]["classWeights"])',
+        file,
+      ],
+      { encoding: 'utf8' },
+    );
+    expect(out.trim()).toBe(
+      `lumbar-stenosis-checkpoint 1 ${trainer.trainableNames.length} 1 (512, 544) [1, 2, 4]`,
+    );
+  });
+
+  test('loading a checkpoint of a different model or a damaged file fails without changing the model', async () => {
+    const { classifier, trainer } = await buildTrainer(5);
+    const before = await classifier.parameters();
+    const file = path.join(dir, 'small.ckpt');
+    await trainer.save(file);
+    const backbone = await Backbone.load(RESNET18);
+    await backbone.unfreezeLast(4);
+    const wide = await StenosisClassifier.create({
+      backbone,
+      levelEmbedding: new LevelEmbedding({ dimension: 64 }),
+    });
+    const other = await Trainer.create(wide);
+    await expect(other.load(file)).rejects.toMatchObject({
+      code: 'ERR_CHECKPOINT',
+      message: expect.stringMatching(
+        /tensor 'embedding.weight' has shape \[5, 32\], this model expects \[5, 64\]/,
+      ),
+    });
+    const damaged = path.join(dir, 'damaged.ckpt');
+    fs.writeFileSync(damaged, fs.readFileSync(file).subarray(0, 1000));
+    await expect(trainer.load(damaged)).rejects.toMatchObject({ code: 'ERR_CHECKPOINT' });
+    await expect(trainer.load(path.join(dir, 'absent.ckpt'))).rejects.toThrow(/absent.ckpt' does not exist/);
+    const after = await classifier.parameters();
+    for (let i = 0; i < before.length; i++) expect(after[i].data).toEqual(before[i].data);
+  });
+
+  test('bad batches and options are rejected with what was expected', async () => {
+    const { trainer } = await buildTrainer(6);
+    await expect(trainer.trainStep({ ...batch, labels: undefined })).rejects.toThrow(/Expected labels/);
+    await expect(
+      trainer.trainStep({ ...batch, levels: ['L1/L2', 'L9/L9', 0, 1, 2, 3] }),
+    ).rejects.toMatchObject({
+      code: 'ERR_UNKNOWN_LEVEL',
+      message: expect.stringMatching(/"L9\/L9" in batch.levels\[1\]/),
+    });
+    await expect(trainer.trainStep({ ...batch, labels: [0, 1, 2] })).rejects.toThrow(
+      /Expected 6 values \(one per image\)/,
+    );
+    const { classifier } = await buildTrainer(7);
+    await expect(Trainer.create(classifier, { trainingLabels: [0, 0, 1] })).rejects.toMatchObject({
+      code: 'ERR_MISSING_CLASS',
+    });
+    await expect(Trainer.create(classifier, { learningRate: -1 })).rejects.toThrow(/learningRate/);
+    await expect(Trainer.create(classifier, { lr: 1 } as never)).rejects.toThrow(/Unknown option 'lr'/);
+  });
+
+  test('changing the trainable set after creating the trainer is caught', async () => {
+    const { classifier, trainer } = await buildTrainer(8);
+    await classifier.backbone.unfreezeLast(10);
+    await expect(trainer.trainStep(batch)).rejects.toMatchObject({ code: 'ERR_STATE' });
+  });
+});

@@ -1,0 +1,45 @@
+// The six reference backbones, exported with random weights by scripts/export_backbones.sh (Debian's torch,
+// timm in .venv for BEiT), load in the addon with their documented feature dimensions and take two training
+// steps with the last 32 tensors unfrozen, at 224 px with a batch of 2.
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Backbone, StenosisClassifier, Trainer } from '../../lib';
+import { makeBatch, ROOT } from '../helpers';
+
+const EXPECTED: Record<string, number> = {
+  resnet152: 2048,
+  efficientnet: 1280,
+  convnext: 1024,
+  vit: 768,
+  swin: 1024,
+  beit: 768,
+};
+const MODELS = path.join(ROOT, 'test', '.cache', 'models-full');
+
+beforeAll(() => {
+  const missing = Object.keys(EXPECTED).filter((name) => !fs.existsSync(path.join(MODELS, `${name}.pt`)));
+  if (missing.length === 0) return;
+  execFileSync('bash', [path.join(ROOT, 'scripts', 'export_backbones.sh'), ...missing, '--out', MODELS], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+});
+
+describe.each(Object.entries(EXPECTED))('%s', (name, featureDim) => {
+  test(`loads with ${featureDim} features and trains two steps`, async () => {
+    const backbone = await Backbone.load(name, { modelsDir: MODELS });
+    expect(backbone.featureDim).toBe(featureDim);
+    expect(backbone.inputSize).toBe(224);
+    expect(backbone.metadata.pretrained).toBe(false);
+    const unfrozen = await backbone.unfreezeLast(32);
+    expect(unfrozen).toEqual(backbone.metadata.parameterNames?.slice(-32));
+    const classifier = await StenosisClassifier.create({ backbone });
+    const trainer = await Trainer.create(classifier, { classWeights: [1, 2, 4] });
+    const batch = makeBatch(224, 2, 3);
+    const first = await trainer.trainStep(batch);
+    const second = await trainer.trainStep(batch);
+    expect(Number.isFinite(first) && Number.isFinite(second)).toBe(true);
+    const { probabilities } = await trainer.evaluate(batch);
+    expect(probabilities).toHaveLength(6);
+  });
+});
