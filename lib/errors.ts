@@ -75,11 +75,7 @@ export function checkOneOf<T extends string>(value: unknown, name: string, allow
 }
 
 /** Rejects option keys the function does not know, so that a typo is not silently ignored. */
-export function checkKnownKeys(
-  options: object,
-  name: string,
-  known: readonly string[],
-): void {
+export function checkKnownKeys(options: object, name: string, known: readonly string[]): void {
   for (const key of Object.keys(options)) {
     if (!known.includes(key)) {
       throw new StenosisError(

@@ -166,6 +166,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 }  // namespace
 }  // namespace stenosis::binding
 
-static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) { return stenosis::binding::Init(env, exports); }
+static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
+  return stenosis::binding::Init(env, exports);
+}
 
 NODE_API_MODULE(lumbar_stenosis, InitAddon)

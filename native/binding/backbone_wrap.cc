@@ -43,7 +43,9 @@ Napi::Value BackboneWrap::InputSize(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(backbone_->input_size()));
 }
 
-Napi::Value BackboneWrap::Path(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), backbone_->path()); }
+Napi::Value BackboneWrap::Path(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), backbone_->path());
+}
 
 Napi::Value BackboneWrap::Device(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), backbone_->device().str());

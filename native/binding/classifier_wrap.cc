@@ -23,7 +23,8 @@ Napi::Object ClassifierWrap::NewInstance(Napi::Env env, std::shared_ptr<Stenosis
 
 ClassifierWrap::ClassifierWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ClassifierWrap>(info) {
   if (info.Length() != 1 || !info[0].IsExternal()) {
-    throw MakeError(info.Env(), "ERR_INVALID_ARG", "NativeClassifier is made by createClassifier(), not with new");
+    throw MakeError(info.Env(), "ERR_INVALID_ARG",
+                    "NativeClassifier is made by createClassifier(), not with new");
   }
   model_ = *info[0].As<Napi::External<std::shared_ptr<StenosisClassifier>>>().Data();
 }

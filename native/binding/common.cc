@@ -60,14 +60,16 @@ Napi::Float32Array ToFloat32Array(Napi::Env env, const torch::Tensor& tensor) {
 
 Napi::Array ToShape(Napi::Env env, const torch::Tensor& tensor) {
   Napi::Array shape = Napi::Array::New(env, tensor.dim());
-  for (int64_t i = 0; i < tensor.dim(); ++i) shape.Set(i, Napi::Number::New(env, static_cast<double>(tensor.size(i))));
+  for (int64_t i = 0; i < tensor.dim(); ++i)
+    shape.Set(i, Napi::Number::New(env, static_cast<double>(tensor.size(i))));
   return shape;
 }
 
 NamedTensors CopyForJs(const NamedTensors& tensors) {
   NamedTensors out;
   for (const auto& [name, tensor] : tensors) {
-    out.emplace_back(name, tensor.defined() ? tensor.detach().to(torch::kCPU, torch::kFloat32).clone() : tensor);
+    out.emplace_back(name,
+                     tensor.defined() ? tensor.detach().to(torch::kCPU, torch::kFloat32).clone() : tensor);
   }
   return out;
 }
@@ -92,12 +94,14 @@ Napi::Array StringsToJs(Napi::Env env, const std::vector<std::string>& strings) 
 }
 
 std::string StringArg(const Napi::CallbackInfo& info, size_t index, const char* name) {
-  if (!info[index].IsString()) throw MakeError(info.Env(), "ERR_INVALID_ARG", std::string(name) + " must be a string");
+  if (!info[index].IsString())
+    throw MakeError(info.Env(), "ERR_INVALID_ARG", std::string(name) + " must be a string");
   return info[index].As<Napi::String>().Utf8Value();
 }
 
 double NumberArg(const Napi::CallbackInfo& info, size_t index, const char* name) {
-  if (!info[index].IsNumber()) throw MakeError(info.Env(), "ERR_INVALID_ARG", std::string(name) + " must be a number");
+  if (!info[index].IsNumber())
+    throw MakeError(info.Env(), "ERR_INVALID_ARG", std::string(name) + " must be a number");
   return info[index].As<Napi::Number>().DoubleValue();
 }
 

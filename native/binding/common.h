@@ -78,7 +78,8 @@ torch::Tensor IndicesFromJs(const Napi::Value& data, const char* what);
 
 Napi::Float32Array ToFloat32Array(Napi::Env env, const torch::Tensor& tensor);
 Napi::Array ToShape(Napi::Env env, const torch::Tensor& tensor);
-// [{name, shape, data}] with data copied to Float32Array (null for an undefined tensor, e.g. no gradient yet).
+// [{name, shape, data}] with data copied to Float32Array (null for an undefined tensor, e.g. no gradient
+// yet).
 Napi::Array NamedTensorsToJs(Napi::Env env, const NamedTensors& tensors);
 // Detached CPU float copies, so that the JS thread can read them while the engine goes on.
 NamedTensors CopyForJs(const NamedTensors& tensors);

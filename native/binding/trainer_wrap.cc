@@ -56,7 +56,9 @@ Napi::Value TrainerWrap::Backward(const Napi::CallbackInfo& info) {
   const bool accumulate = BoolArg(info, 4, "accumulate");
   return Schedule<double>(
       info.Env(),
-      [trainer, batch, accumulate] { return trainer->Backward(batch.images, batch.levels, batch.labels, accumulate); },
+      [trainer, batch, accumulate] {
+        return trainer->Backward(batch.images, batch.levels, batch.labels, accumulate);
+      },
       LossToJs);
 }
 

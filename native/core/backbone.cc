@@ -30,13 +30,14 @@ Backbone::Backbone(const std::string& path, const torch::Device& device, int64_t
                                       "torch.jit.save; export one with scripts/export_backbones.py)");
   }
   if (input_size < 16 || input_size > 4096) {
-    throw Error("ERR_INVALID_ARG", "input size must be between 16 and 4096 pixels, got " + std::to_string(input_size));
+    throw Error("ERR_INVALID_ARG",
+                "input size must be between 16 and 4096 pixels, got " + std::to_string(input_size));
   }
   try {
     module_ = torch::jit::load(path, device);
   } catch (const std::exception& e) {
-    throw Error("ERR_MODEL_FILE", "backbone file '" + path + "' could not be loaded as TorchScript: " +
-                                      DescribeException(e) +
+    throw Error("ERR_MODEL_FILE", "backbone file '" + path +
+                                      "' could not be loaded as TorchScript: " + DescribeException(e) +
                                       " (a file exported by a newer torch than the linked libtorch " +
                                       TORCH_VERSION + " may use operators it does not know)");
   }
@@ -48,8 +49,8 @@ Backbone::Backbone(const std::string& path, const torch::Device& device, int64_t
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {
-    throw Error("ERR_MODEL_FILE", "backbone '" + path + "' failed on a [1, 3, " + std::to_string(input_size) + ", " +
-                                      std::to_string(input_size) + "] input: " + DescribeException(e));
+    throw Error("ERR_MODEL_FILE", "backbone '" + path + "' failed on a [1, 3, " + std::to_string(input_size) +
+                                      ", " + std::to_string(input_size) + "] input: " + DescribeException(e));
   }
   if (probe.dim() != 2 || probe.size(0) != 1) {
     throw Error("ERR_MODEL_FILE", "backbone '" + path + "' returned a tensor of shape " +
@@ -137,8 +138,8 @@ void Backbone::SetTraining(bool training) { module_.train(training); }
 bool Backbone::IsTraining() const { return module_.is_training(); }
 
 void Backbone::SetMemoryFormat(MemoryFormat format) {
-  const auto target = format == MemoryFormat::kChannelsLast ? at::MemoryFormat::ChannelsLast
-                                                            : at::MemoryFormat::Contiguous;
+  const auto target =
+      format == MemoryFormat::kChannelsLast ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
   torch::NoGradGuard no_grad;
   for (const auto& [name, tensor] : NamedParameters(false)) {
     if (tensor.dim() == 4) tensor.set_data(tensor.contiguous(target));
@@ -153,10 +154,12 @@ torch::Tensor Backbone::Forward(const torch::Tensor& images) {
   torch::jit::IValue output = module_.forward(inputs);
   if (output.isTensor()) return output.toTensor();
   // Some exports return (features, ...) tuples; the pooled features come first.
-  if (output.isTuple() && !output.toTupleRef().elements().empty() && output.toTupleRef().elements()[0].isTensor()) {
+  if (output.isTuple() && !output.toTupleRef().elements().empty() &&
+      output.toTupleRef().elements()[0].isTensor()) {
     return output.toTupleRef().elements()[0].toTensor();
   }
-  throw Error("ERR_MODEL_FILE", "backbone '" + path_ + "' returned " + output.tagKind() + ", expected a tensor");
+  throw Error("ERR_MODEL_FILE",
+              "backbone '" + path_ + "' returned " + output.tagKind() + ", expected a tensor");
 }
 
 }  // namespace stenosis

@@ -29,8 +29,8 @@ class Backbone {
   // Freezes everything, then unfreezes the last n tensors of the parameter list in registration order (the
   // reference implementation's "last n layers"). n larger than the list unfreezes all. Returns their names.
   std::vector<std::string> UnfreezeLast(int64_t n);
-  // Unfreezes the parameters of the last n top-level blocks: a block is a distinct module path two levels deep
-  // (e.g. "layer4.2" or "encoder.layers"), in registration order. Returns the unfrozen tensor names.
+  // Unfreezes the parameters of the last n top-level blocks: a block is a distinct module path two levels
+  // deep (e.g. "layer4.2" or "encoder.layers"), in registration order. Returns the unfrozen tensor names.
   std::vector<std::string> UnfreezeLastBlocks(int64_t n);
 
   NamedTensors NamedParameters(bool trainable_only) const;

@@ -1,11 +1,11 @@
 #include "core/checkpoint.h"
 
 #include <torch/serialize.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <iterator>
-#include <unistd.h>
 
 #include "core/error.h"
 
@@ -19,7 +19,8 @@ GenericDict NewDict() { return GenericDict(c10::StringType::get(), c10::AnyType:
 const c10::IValue& Require(const GenericDict& dict, const std::string& key, const std::string& path) {
   auto found = dict.find(key);
   if (found == dict.end()) {
-    throw Error("ERR_CHECKPOINT", "checkpoint '" + path + "' has no '" + key + "' entry: the file is damaged");
+    throw Error("ERR_CHECKPOINT",
+                "checkpoint '" + path + "' has no '" + key + "' entry: the file is damaged");
   }
   return found->value();
 }
@@ -30,8 +31,8 @@ void WriteFileAtomically(const std::string& path, const std::vector<char>& bytes
   namespace fs = std::filesystem;
   const fs::path target(path);
   if (target.has_parent_path() && !fs::exists(target.parent_path())) {
-    throw Error("ERR_OUTPUT", "cannot write '" + path + "': folder '" + target.parent_path().string() +
-                                  "' does not exist");
+    throw Error("ERR_OUTPUT",
+                "cannot write '" + path + "': folder '" + target.parent_path().string() + "' does not exist");
   }
   const std::string temporary = path + ".tmp-" + std::to_string(::getpid());
   {
@@ -50,7 +51,8 @@ void WriteFileAtomically(const std::string& path, const std::vector<char>& bytes
   if (rename_error) {
     std::error_code ignored;
     fs::remove(temporary, ignored);
-    throw Error("ERR_OUTPUT", "cannot rename '" + temporary + "' to '" + path + "': " + rename_error.message());
+    throw Error("ERR_OUTPUT",
+                "cannot rename '" + temporary + "' to '" + path + "': " + rename_error.message());
   }
 }
 
@@ -61,7 +63,8 @@ void WriteCheckpoint(const std::string& path, const CheckpointContents& contents
   root.insert("metadata", contents.metadata_json);
 
   GenericDict model = NewDict();
-  for (const auto& [name, tensor] : contents.model) model.insert(name, tensor.detach().to(torch::kCPU).contiguous());
+  for (const auto& [name, tensor] : contents.model)
+    model.insert(name, tensor.detach().to(torch::kCPU).contiguous());
   root.insert("model", model);
 
   GenericDict state = NewDict();
@@ -102,14 +105,15 @@ CheckpointContents ReadCheckpoint(const std::string& path) {
   }
   GenericDict root = value.toGenericDict();
   const auto format = root.find("format");
-  if (format == root.end() || !format->value().isString() || format->value().toStringRef() != kCheckpointFormat) {
+  if (format == root.end() || !format->value().isString() ||
+      format->value().toStringRef() != kCheckpointFormat) {
     throw Error("ERR_CHECKPOINT", "'" + path + "' is not a lumbar-stenosis checkpoint (no format marker)");
   }
   const int64_t version = Require(root, "version", path).toInt();
   if (version > kCheckpointVersion) {
     throw Error("ERR_CHECKPOINT", "checkpoint '" + path + "' has format version " + std::to_string(version) +
-                                      "; this build reads up to version " + std::to_string(kCheckpointVersion) +
-                                      ": upgrade the package");
+                                      "; this build reads up to version " +
+                                      std::to_string(kCheckpointVersion) + ": upgrade the package");
   }
   CheckpointContents contents;
   contents.metadata_json = Require(root, "metadata", path).toStringRef();

@@ -1,11 +1,12 @@
 // Checkpoint file format, version 1.
 //
-// A file written by torch.save's zip format (torch::pickle_save), so Python reads it with torch.load. It holds
-// one dict:
+// A file written by torch.save's zip format (torch::pickle_save), so Python reads it with torch.load. It
+// holds one dict:
 //   "format"    "lumbar-stenosis-checkpoint"
 //   "version"   1
 //   "metadata"  JSON text chosen by the caller (backbone, options, class order, metrics, versions)
-//   "model"     {name: tensor} every parameter and buffer of the classifier ("backbone.*", "embedding.weight",
+//   "model"     {name: tensor} every parameter and buffer of the classifier ("backbone.*",
+//   "embedding.weight",
 //               "head.*"), on the CPU
 //   "optimizer" {"kind": "adamw", "steps": int, "lr": float,
 //                "state": {name: {"step": int, "exp_avg": tensor, "exp_avg_sq": tensor}}}

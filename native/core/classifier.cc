@@ -45,7 +45,8 @@ void AppendPrefixed(NamedTensors& out, const std::string& prefix, const NamedTen
   for (const auto& [name, tensor] : items) out.emplace_back(prefix + name, tensor);
 }
 
-NamedTensors FromOrderedDict(const torch::OrderedDict<std::string, torch::Tensor>& dict, bool trainable_only) {
+NamedTensors FromOrderedDict(const torch::OrderedDict<std::string, torch::Tensor>& dict,
+                             bool trainable_only) {
   NamedTensors out;
   for (const auto& item : dict) {
     if (!trainable_only || item.value().requires_grad()) out.emplace_back(item.key(), item.value());
@@ -56,7 +57,8 @@ NamedTensors FromOrderedDict(const torch::OrderedDict<std::string, torch::Tensor
 }  // namespace
 
 LevelEmbeddingImpl::LevelEmbeddingImpl(int64_t dim) : dim_(dim) {
-  if (dim < 1) throw Error("ERR_INVALID_ARG", "level embedding dimension must be >= 1, got " + std::to_string(dim));
+  if (dim < 1)
+    throw Error("ERR_INVALID_ARG", "level embedding dimension must be >= 1, got " + std::to_string(dim));
   embedding_ = register_module("embedding", torch::nn::Embedding(kNumLevels, dim));
 }
 
@@ -74,8 +76,9 @@ StenosisClassifier::StenosisClassifier(std::shared_ptr<Backbone> backbone, Level
   }
   const int64_t in_features = backbone_->feature_dim() + embedding_->dim();
   head_ = torch::nn::Sequential(
-      torch::nn::Linear(in_features, head.hidden1), torch::nn::LayerNorm(torch::nn::LayerNormOptions({head.hidden1})),
-      torch::nn::GELU(), torch::nn::Dropout(head.dropout), torch::nn::Linear(head.hidden1, head.hidden2),
+      torch::nn::Linear(in_features, head.hidden1),
+      torch::nn::LayerNorm(torch::nn::LayerNormOptions({head.hidden1})), torch::nn::GELU(),
+      torch::nn::Dropout(head.dropout), torch::nn::Linear(head.hidden1, head.hidden2),
       torch::nn::LayerNorm(torch::nn::LayerNormOptions({head.hidden2})), torch::nn::GELU(),
       torch::nn::Dropout(head.dropout), torch::nn::Linear(head.hidden2, kNumClasses));
   embedding_->to(device());

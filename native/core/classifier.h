@@ -1,5 +1,5 @@
-// The stenosis model: backbone features concatenated with a learned embedding of the lumbar level, then an MLP
-// head (Linear, LayerNorm, GELU, Dropout twice, then Linear to the three severities).
+// The stenosis model: backbone features concatenated with a learned embedding of the lumbar level, then an
+// MLP head (Linear, LayerNorm, GELU, Dropout twice, then Linear to the three severities).
 #pragma once
 
 #include <torch/torch.h>

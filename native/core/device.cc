@@ -59,7 +59,8 @@ std::string PrecisionName(Precision precision) {
 MemoryFormat ParseMemoryFormat(const std::string& name) {
   if (name == "contiguous") return MemoryFormat::kContiguous;
   if (name == "channels_last") return MemoryFormat::kChannelsLast;
-  throw Error("ERR_INVALID_ARG", "memory format '" + name + "' is not valid: expected contiguous or channels_last");
+  throw Error("ERR_INVALID_ARG",
+              "memory format '" + name + "' is not valid: expected contiguous or channels_last");
 }
 
 std::string MemoryFormatName(MemoryFormat format) {

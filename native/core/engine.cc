@@ -51,7 +51,8 @@ void Engine::RunSync(const std::function<void()>& job) {
 }
 
 void Engine::SetNumThreads(int threads) {
-  if (threads < 1) throw Error("ERR_INVALID_ARG", "threads must be a positive integer, got " + std::to_string(threads));
+  if (threads < 1)
+    throw Error("ERR_INVALID_ARG", "threads must be a positive integer, got " + std::to_string(threads));
   std::lock_guard<std::mutex> lock(mutex_);
   threads_ = threads;
   threads_dirty_ = true;

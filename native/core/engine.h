@@ -1,9 +1,9 @@
 // One dedicated thread that runs every libtorch job of the process, in submission order.
 //
-// Why one thread: libtorch's OpenMP team and allocator caches are per calling thread. A training step that hops
-// between libuv's pool threads spins up several teams and runs markedly slower than the same step in Python;
-// pinned to one long-lived thread it matches Python. The thread count is set on this thread (OpenMP's setting is
-// per thread), before the first job runs.
+// Why one thread: libtorch's OpenMP team and allocator caches are per calling thread. A training step that
+// hops between libuv's pool threads spins up several teams and runs markedly slower than the same step in
+// Python; pinned to one long-lived thread it matches Python. The thread count is set on this thread (OpenMP's
+// setting is per thread), before the first job runs.
 #pragma once
 
 #include <condition_variable>
@@ -16,7 +16,8 @@ namespace stenosis {
 
 class Engine {
  public:
-  // The process-wide engine; started on first use and never destroyed (its thread idles on a condition variable).
+  // The process-wide engine; started on first use and never destroyed (its thread idles on a condition
+  // variable).
   static Engine& Instance();
 
   void Submit(std::function<void()> job);

@@ -8,22 +8,25 @@ namespace {
 
 void CheckBatch(const torch::Tensor& images, const torch::Tensor& levels, const torch::Tensor& labels) {
   if (images.dim() != 4 || images.size(1) != 3) {
-    throw Error("ERR_INVALID_ARG", "images must have shape [batch, 3, height, width], got " + c10::str(images.sizes()));
+    throw Error("ERR_INVALID_ARG",
+                "images must have shape [batch, 3, height, width], got " + c10::str(images.sizes()));
   }
   const int64_t batch = images.size(0);
   if (levels.dim() != 1 || levels.size(0) != batch) {
-    throw Error("ERR_INVALID_ARG", "levels must have shape [" + std::to_string(batch) + "], got " +
-                                       c10::str(levels.sizes()));
+    throw Error("ERR_INVALID_ARG",
+                "levels must have shape [" + std::to_string(batch) + "], got " + c10::str(levels.sizes()));
   }
-  if (levels.numel() > 0 && (levels.min().item<int64_t>() < 0 || levels.max().item<int64_t>() >= kNumLevels)) {
+  if (levels.numel() > 0 &&
+      (levels.min().item<int64_t>() < 0 || levels.max().item<int64_t>() >= kNumLevels)) {
     throw Error("ERR_INVALID_ARG", "levels must be in [0, 5) (L1/L2 .. L5/S1)");
   }
   if (labels.defined()) {
     if (labels.dim() != 1 || labels.size(0) != batch) {
-      throw Error("ERR_INVALID_ARG", "labels must have shape [" + std::to_string(batch) + "], got " +
-                                         c10::str(labels.sizes()));
+      throw Error("ERR_INVALID_ARG",
+                  "labels must have shape [" + std::to_string(batch) + "], got " + c10::str(labels.sizes()));
     }
-    if (labels.numel() > 0 && (labels.min().item<int64_t>() < 0 || labels.max().item<int64_t>() >= kNumClasses)) {
+    if (labels.numel() > 0 &&
+        (labels.min().item<int64_t>() < 0 || labels.max().item<int64_t>() >= kNumClasses)) {
       throw Error("ERR_INVALID_ARG", "labels must be in [0, 3) (normal/mild, moderate, severe)");
     }
   }
@@ -35,8 +38,8 @@ Trainer::Trainer(std::shared_ptr<StenosisClassifier> model, TrainerOptions optio
     : model_(std::move(model)), options_(std::move(options)) {
   if (!options_.class_weights.empty()) {
     if (static_cast<int64_t>(options_.class_weights.size()) != kNumClasses) {
-      throw Error("ERR_INVALID_ARG", "class weights must hold 3 values, got " +
-                                         std::to_string(options_.class_weights.size()));
+      throw Error("ERR_INVALID_ARG",
+                  "class weights must hold 3 values, got " + std::to_string(options_.class_weights.size()));
     }
     class_weights_ = torch::tensor(options_.class_weights, torch::kFloat32).to(model_->device());
   }
@@ -45,11 +48,11 @@ Trainer::Trainer(std::shared_ptr<StenosisClassifier> model, TrainerOptions optio
     trainable_.push_back(tensor);
   }
   if (trainable_.empty()) throw Error("ERR_INVALID_ARG", "the model has no trainable parameters");
-  optimizer_ = std::make_unique<torch::optim::AdamW>(
-      trainable_, torch::optim::AdamWOptions(options_.learning_rate)
-                      .betas({options_.beta1, options_.beta2})
-                      .eps(options_.eps)
-                      .weight_decay(options_.weight_decay));
+  optimizer_ =
+      std::make_unique<torch::optim::AdamW>(trainable_, torch::optim::AdamWOptions(options_.learning_rate)
+                                                            .betas({options_.beta1, options_.beta2})
+                                                            .eps(options_.eps)
+                                                            .weight_decay(options_.weight_decay));
 }
 
 void Trainer::CheckTrainableSetUnchanged() const {
@@ -67,8 +70,8 @@ torch::Tensor Trainer::Loss(const torch::Tensor& logits, const torch::Tensor& la
   return torch::nn::functional::cross_entropy(logits, labels.to(logits.device(), torch::kLong), options);
 }
 
-double Trainer::Backward(const torch::Tensor& images, const torch::Tensor& levels, const torch::Tensor& labels,
-                         bool accumulate) {
+double Trainer::Backward(const torch::Tensor& images, const torch::Tensor& levels,
+                         const torch::Tensor& labels, bool accumulate) {
   if (!labels.defined()) throw Error("ERR_INVALID_ARG", "a training step needs labels");
   CheckBatch(images, levels, labels);
   CheckTrainableSetUnchanged();
@@ -89,13 +92,15 @@ void Trainer::Step() {
   ++steps_;
 }
 
-double Trainer::TrainStep(const torch::Tensor& images, const torch::Tensor& levels, const torch::Tensor& labels) {
+double Trainer::TrainStep(const torch::Tensor& images, const torch::Tensor& levels,
+                          const torch::Tensor& labels) {
   const double loss = Backward(images, levels, labels);
   Step();
   return loss;
 }
 
-EvalOutput Trainer::Evaluate(const torch::Tensor& images, const torch::Tensor& levels, const torch::Tensor& labels) {
+EvalOutput Trainer::Evaluate(const torch::Tensor& images, const torch::Tensor& levels,
+                             const torch::Tensor& labels) {
   CheckBatch(images, levels, labels);
   const bool was_training = model_->IsTraining();
   model_->SetTraining(false);
@@ -159,8 +164,9 @@ std::string Trainer::Load(const std::string& path) {
   for (const auto& [name, tensor] : loaded) {
     auto target = targets.find(name);
     if (target == targets.end()) {
-      throw Error("ERR_CHECKPOINT", "checkpoint '" + path + "' holds tensor '" + name +
-                                        "' that this model does not have: it was saved from a different model");
+      throw Error("ERR_CHECKPOINT",
+                  "checkpoint '" + path + "' holds tensor '" + name +
+                      "' that this model does not have: it was saved from a different model");
     }
     if (!target->second.sizes().equals(tensor.sizes())) {
       throw Error("ERR_CHECKPOINT", "checkpoint '" + path + "' tensor '" + name + "' has shape " +
@@ -179,9 +185,10 @@ std::string Trainer::Load(const std::string& path) {
   for (const auto& moment : contents.optimizer) {
     auto found = index.find(moment.name);
     if (found == index.end()) {
-      throw Error("ERR_CHECKPOINT", "checkpoint '" + path + "' has optimizer state for '" + moment.name +
-                                        "', which is not trainable here: unfreeze the same tensors as when it "
-                                        "was saved");
+      throw Error("ERR_CHECKPOINT",
+                  "checkpoint '" + path + "' has optimizer state for '" + moment.name +
+                      "', which is not trainable here: unfreeze the same tensors as when it "
+                      "was saved");
     }
     const torch::Tensor& param = trainable_[found->second];
     auto adam = std::make_unique<torch::optim::AdamWParamState>();

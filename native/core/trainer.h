@@ -1,6 +1,7 @@
 // Optimisation of a StenosisClassifier: class-weighted cross-entropy and AdamW over the trainable parameters.
 //
-// A step is split in two (Backward, then Step) so that a gradient all-reduce or accumulation can slot in between.
+// A step is split in two (Backward, then Step) so that a gradient all-reduce or accumulation can slot in
+// between.
 #pragma once
 
 #include <torch/torch.h>

@@ -1,4 +1,5 @@
-// stenosis-tool: the core without Node, for smoke tests and benchmarks where Node is absent (e.g. a CUDA host).
+// stenosis-tool: the core without Node, for smoke tests and benchmarks where Node is absent (e.g. a CUDA
+// host).
 //
 //   stenosis-tool smoke --backbone resnet18.pt [--device cpu] [--batch 4] [--steps 3] [--threads N]
 //   stenosis-tool bench --backbone resnet152.pt [--batch 32] [--steps 10] [--warmup 2] [--unfreeze 32]
@@ -78,7 +79,8 @@ int Run(const Args& args) {
   stenosis::ClassifierOptions options;
   options.precision = stenosis::ParsePrecision(args.Get("precision", "fp32"));
   options.memory_format = stenosis::ParseMemoryFormat(args.Get("memory-format", "contiguous"));
-  auto model = std::make_shared<stenosis::StenosisClassifier>(backbone, stenosis::LevelEmbedding(256), options);
+  auto model =
+      std::make_shared<stenosis::StenosisClassifier>(backbone, stenosis::LevelEmbedding(256), options);
   stenosis::Trainer trainer(model, stenosis::TrainerOptions{});
 
   torch::Tensor images = torch::randn({batch, 3, size, size});
@@ -93,7 +95,8 @@ int Run(const Args& args) {
     if (device.is_cuda()) torch::cuda::synchronize();
     const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
     if (i >= warmup) seconds.push_back(elapsed.count());
-    if (!bench) std::printf("step %lld loss %.6f (%.3f s)\n", static_cast<long long>(i + 1), loss, elapsed.count());
+    if (!bench)
+      std::printf("step %lld loss %.6f (%.3f s)\n", static_cast<long long>(i + 1), loss, elapsed.count());
   }
   const double median = Median(seconds);
   std::printf(
