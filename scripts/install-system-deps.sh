@@ -3,6 +3,7 @@
 #   libtorch-dev          the C++ libtorch the addon links (1.13 on Debian 12)
 #   libopenblas0-pthread  optimized BLAS; without it libtorch falls back to reference BLAS (~25x slower matmul)
 #   python3-torch(vision) the same torch for TorchScript exports and Python reference checks
+#   python3-pydicom       an independent DICOM reader and writer for the pixel checks
 #   clang-format          C++ formatting check
 set -euo pipefail
 
@@ -12,7 +13,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 PACKAGES=(
   build-essential cmake pkg-config
   libtorch-dev libopenblas0-pthread
-  python3 python3-torch python3-torchvision python3-numpy python3-venv
+  python3 python3-torch python3-torchvision python3-numpy python3-venv python3-pydicom python3-pil
   clang-format
 )
 
