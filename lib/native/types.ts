@@ -82,7 +82,32 @@ export interface NativeTrainer {
   load(path: string): Promise<string>;
 }
 
+export interface NativeBaseOptions {
+  size: number;
+  cropX0: number;
+  cropY0: number;
+  cropWidth: number;
+  cropHeight: number;
+  scaling: 'minmax' | 'percentile';
+  percentileLow: number;
+  percentileHigh: number;
+}
+
 export interface NativeAddon {
+  prepareBase(
+    pixels: Float32Array,
+    rows: number,
+    cols: number,
+    options: NativeBaseOptions,
+  ): Promise<Float32Array>;
+  augmentBatch(
+    bases: Float32Array,
+    batch: number,
+    size: number,
+    flips: Uint8Array,
+    anglesDegrees: Float32Array,
+    options: { mean: number[]; std: number[] },
+  ): Promise<Float32Array>;
   loadBackbone(path: string, device: string, inputSize: number): Promise<NativeBackbone>;
   createClassifier(backbone: NativeBackbone, options: NativeClassifierOptions): Promise<NativeClassifier>;
   createTrainer(classifier: NativeClassifier, options: NativeTrainerOptions): Promise<NativeTrainer>;

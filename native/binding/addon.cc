@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "binding/common.h"
+#include "binding/preprocess_binding.h"
 #include "binding/wrappers.h"
 #include "core/checkpoint.h"
 #include "core/device.h"
@@ -151,6 +152,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads));
   exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads));
   exports.Set("cudaDeviceCount", Napi::Function::New(env, CudaDeviceCountJs));
+  RegisterPreprocessing(env, exports);
   Napi::Object versions = Napi::Object::New(env);
   versions.Set("torch", TORCH_VERSION);
 #ifdef STENOSIS_WITH_CUDA

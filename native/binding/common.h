@@ -22,11 +22,13 @@ struct Unit {};
 
 Napi::Error MakeError(Napi::Env env, const std::string& code, const std::string& message);
 
-// Runs work() on the engine thread; resolves the returned Promise with done(env, result) on the JS thread, or
-// rejects it with an Error carrying the core's code. Nothing in work() may touch JS values.
+// Runs work() on the engine's thread (the model engine unless another is given); resolves the returned
+// Promise with done(env, result) on the JS thread, or rejects it with an Error carrying the core's code.
+// Nothing in work() may touch JS values.
 template <typename Result>
 Napi::Promise Schedule(Napi::Env env, std::function<Result()> work,
-                       std::function<Napi::Value(Napi::Env, Result&)> done) {
+                       std::function<Napi::Value(Napi::Env, Result&)> done,
+                       Engine& engine = Engine::Instance()) {
   struct Job {
     explicit Job(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
     Napi::Promise::Deferred deferred;
@@ -37,7 +39,7 @@ Napi::Promise Schedule(Napi::Env env, std::function<Result()> work,
   };
   auto job = std::make_shared<Job>(env);
   job->tsfn = Napi::ThreadSafeFunction::New(env, Napi::Function(), "lumbar-stenosis-job", 0, 1);
-  Engine::Instance().Submit([job, work = std::move(work), done = std::move(done)]() {
+  engine.Submit([job, work = std::move(work), done = std::move(done)]() {
     try {
       job->result.emplace(work());
     } catch (const Error& e) {

@@ -14,11 +14,16 @@ int DefaultNumThreads() {
 }
 
 Engine& Engine::Instance() {
-  static Engine* engine = new Engine();
+  static Engine* engine = new Engine(DefaultNumThreads());
   return *engine;
 }
 
-Engine::Engine() : threads_(DefaultNumThreads()) {
+Engine& Engine::Data() {
+  static Engine* engine = new Engine(1);
+  return *engine;
+}
+
+Engine::Engine(int threads) : threads_(threads) {
   std::thread thread([this] { Loop(); });
   thread_id_ = thread.get_id();
   thread.detach();

@@ -16,9 +16,12 @@ namespace stenosis {
 
 class Engine {
  public:
-  // The process-wide engine; started on first use and never destroyed (its thread idles on a condition
-  // variable).
+  // The engine of all model work (forward, backward, optimizer, checkpoints); started on first use and never
+  // destroyed (its thread idles on a condition variable).
   static Engine& Instance();
+  // A second engine for data preparation (preprocessing, augmentation), so that the next batch is prepared
+  // while the current one trains. One intra-op thread by default: it should not compete with the model.
+  static Engine& Data();
 
   void Submit(std::function<void()> job);
   // Runs job on the engine thread and waits for it; exceptions propagate to the caller.
@@ -29,7 +32,7 @@ class Engine {
   int NumThreads() const;
 
  private:
-  Engine();
+  explicit Engine(int threads);
   void Loop();
 
   mutable std::mutex mutex_;
