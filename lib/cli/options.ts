@@ -1,0 +1,52 @@
+import { InvalidArgumentError } from 'commander';
+
+/** A real boolean flag value: true/false, 1/0, yes/no, on/off. */
+export function parseBoolean(value: string): boolean {
+  const v = value.trim().toLowerCase();
+  if (['true', '1', 'yes', 'on'].includes(v)) return true;
+  if (['false', '0', 'no', 'off'].includes(v)) return false;
+  throw new InvalidArgumentError(`expected true/false, 1/0 or yes/no, got '${value}'`);
+}
+
+export function parsePositiveInt(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1) {
+    throw new InvalidArgumentError(`expected a positive integer, got '${value}'`);
+  }
+  return n;
+}
+
+export function parseNonNegativeInt(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n)) {
+    throw new InvalidArgumentError(`expected an integer >= 0, got '${value}'`);
+  }
+  return n;
+}
+
+export function parseNonNegativeNumber(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0) {
+    throw new InvalidArgumentError(`expected a number >= 0, got '${value}'`);
+  }
+  return n;
+}
+
+export function parsePositiveNumber(value: string): number {
+  const n = parseNonNegativeNumber(value);
+  if (n === 0) throw new InvalidArgumentError(`expected a number > 0, got '${value}'`);
+  return n;
+}
+
+/**
+ * Accepts the reference's snake_case flags as well as kebab-case: rewrites --batch_size=32 and --batch_size 32
+ * to --batch-size before commander parses them.
+ */
+export function normalizeFlagSpelling(argv: readonly string[]): string[] {
+  return argv.map((arg) => {
+    if (!arg.startsWith('--')) return arg;
+    const eq = arg.indexOf('=');
+    const name = eq === -1 ? arg : arg.slice(0, eq);
+    return name.replace(/_/g, '-') + (eq === -1 ? '' : arg.slice(eq));
+  });
+}

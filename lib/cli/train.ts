@@ -1,0 +1,656 @@
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Command, Option } from 'commander';
+import { StenosisError } from '../errors';
+import { Backbone, defaultModelsDir } from '../model/backbone';
+import { LevelEmbedding } from '../model/level-embedding';
+import { StenosisClassifier } from '../model/classifier';
+import { LEVELS, SEVERITIES } from '../model/levels';
+import { packageRoot } from '../native/loader';
+import { setNumThreads, getNumThreads, versions } from '../runtime';
+import { Trainer } from '../train/trainer';
+import { writeFileAtomic } from '../data/atomic';
+import { batches, SampleCache, type PipelineOptions } from '../data/loader';
+import { SeededRandom } from '../data/random';
+import { readRsnaDataset } from '../data/rsna';
+import { countProblems, type Sample } from '../data/samples';
+import { readReferenceCsv, splitByStudy, writeReferenceCsv, type Splits } from '../data/splits';
+import { ensureSyntheticDataset } from '../data/synthetic';
+import { computeMetrics, type Metrics } from '../report/metrics';
+import {
+  normalizeFlagSpelling,
+  parseBoolean,
+  parseNonNegativeInt,
+  parseNonNegativeNumber,
+  parsePositiveInt,
+  parsePositiveNumber,
+} from './options';
+
+/** The quick preset used when no data is given: small backbone, few epochs, the synthetic dataset. */
+export const QUICK_PRESET = {
+  models: ['resnet18'],
+  numEpochs: 4,
+  batchSize: 16,
+  imageSize: 128,
+  unfreezeLastN: 62,
+  learningRate: 3e-4,
+  syntheticStudies: 300,
+  cropMm: 60,
+} as const;
+
+export interface TrainOptions {
+  data?: string;
+  trainCsv?: string;
+  valCsv?: string;
+  testCsv?: string;
+  models: string[];
+  modelsDir: string;
+  batchSize: number;
+  numEpochs: number;
+  learningRate: number;
+  weightDecay: number;
+  levelEmbeddings: number;
+  freezeBackbone: boolean;
+  unfreezeLastN: number;
+  dropout: number;
+  output: string;
+  device: string;
+  threads?: number;
+  seed: number;
+  imageSize?: number;
+  cropMm?: number;
+  cropPx?: number;
+  rotation: number;
+  flip: number;
+  scaling: 'minmax' | 'percentile';
+  syntheticStudies: number;
+  skipBadSamples: boolean;
+  json: boolean;
+}
+
+/** One line of the JSON-lines event stream (`--json`). */
+export type TrainEvent =
+  | { event: 'start'; preset: boolean; options: Record<string, unknown>; torch: string; threads: number }
+  | { event: 'dataset'; source: string; samples: number; studies: number; problems: Record<string, number> }
+  | { event: 'split'; train: number; val: number; test: number }
+  | {
+      event: 'model-start';
+      model: string;
+      featureDim: number;
+      trainableTensors: number;
+      trainableParameters: number;
+    }
+  | {
+      event: 'step';
+      model: string;
+      epoch: number;
+      step: number;
+      steps: number;
+      loss: number;
+      samplesPerSecond: number;
+    }
+  | {
+      event: 'epoch';
+      model: string;
+      epoch: number;
+      trainLoss: number;
+      valLoss: number | null;
+      valAccuracy: number;
+      valMacroF1: number;
+      valScore: number;
+      seconds: number;
+    }
+  | { event: 'checkpoint'; model: string; kind: 'best' | 'last'; path: string; epoch: number }
+  | { event: 'model-end'; model: string; val: Metrics; test: Metrics; seconds: number }
+  | { event: 'model-failed'; model: string; code: string; message: string }
+  | { event: 'warning'; model: string; message: string }
+  | { event: 'end'; output: string; models: number; failed: number };
+
+class Reporter {
+  private lastLineLength = 0;
+  constructor(private readonly json: boolean) {}
+
+  emit(event: TrainEvent, text?: string): void {
+    if (this.json) {
+      process.stdout.write(JSON.stringify(event) + '\n');
+    } else if (text !== undefined) {
+      this.clearProgress();
+      process.stdout.write(text + '\n');
+    }
+  }
+
+  /** A progress bar redrawn in place on a terminal; nothing when output is not a terminal (epoch lines suffice). */
+  progress(event: Extract<TrainEvent, { event: 'step' }>, etaSeconds: number): void {
+    if (this.json) {
+      this.emit(event);
+      return;
+    }
+    if (!process.stdout.isTTY) return;
+    const width = 24;
+    const filled = Math.round((width * event.step) / event.steps);
+    const line =
+      `  epoch ${event.epoch} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${event.step}/${event.steps}` +
+      ` loss ${event.loss.toFixed(4)} ${event.samplesPerSecond.toFixed(1)} samples/s ETA ${Math.ceil(etaSeconds)}s`;
+    process.stdout.write('\r' + line.padEnd(this.lastLineLength));
+    this.lastLineLength = line.length;
+  }
+
+  clearProgress(): void {
+    if (this.lastLineLength > 0 && !this.json) {
+      process.stdout.write('\r' + ' '.repeat(this.lastLineLength) + '\r');
+      this.lastLineLength = 0;
+    }
+  }
+}
+
+/** Exports the small ResNet-18 of the quick preset into the models folder when it is not there yet. */
+function ensureQuickBackbone(modelsDir: string, log: (line: string) => void): void {
+  const registry = path.join(modelsDir, 'registry.json');
+  if (fs.existsSync(registry) && JSON.parse(fs.readFileSync(registry, 'utf8')).models?.resnet18) return;
+  const python = process.env.STENOSIS_PYTHON ?? '/usr/bin/python3';
+  log(`exporting a random-weight ResNet-18 into ${modelsDir} (first run only)`);
+  try {
+    execFileSync(
+      python,
+      [path.join(packageRoot(), 'scripts', 'export_backbones.py'), 'resnet18', '--out', modelsDir],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
+  } catch (error) {
+    const stderr = String((error as { stderr?: Buffer }).stderr ?? '');
+    throw new StenosisError(
+      'ERR_MODEL_FILE',
+      `could not export ResNet-18 with ${python} (needs Debian's python3-torch: bash scripts/install-system-deps.sh): ${stderr.trim().split('\n').pop()}`,
+    );
+  }
+}
+
+async function evaluateSplit(
+  trainer: Trainer,
+  samples: readonly Sample[],
+  cache: SampleCache,
+  pipeline: PipelineOptions,
+  options: TrainOptions,
+): Promise<{ metrics: Metrics; probabilities: Float32Array; samples: Sample[]; loss: number | null }> {
+  const kept: Sample[] = [];
+  const chunks: Float32Array[] = [];
+  let lossSum = 0;
+  let lossCount = 0;
+  for await (const { batch, samples: batchSamples } of batches(samples, cache, pipeline, {
+    batchSize: options.batchSize,
+    train: false,
+    skipBadSamples: options.skipBadSamples,
+  })) {
+    const { probabilities, loss } = await trainer.evaluate(batch);
+    chunks.push(probabilities);
+    kept.push(...batchSamples);
+    if (loss !== null) {
+      lossSum += loss * batchSamples.length;
+      lossCount += batchSamples.length;
+    }
+  }
+  const probabilities = new Float32Array(kept.length * 3);
+  chunks.reduce((offset, chunk) => (probabilities.set(chunk, offset), offset + chunk.length), 0);
+  const metrics = computeMetrics(
+    probabilities,
+    kept.map((s) => s.label as number),
+    kept.map((s) => s.studyId),
+  );
+  return { metrics, probabilities, samples: kept, loss: lossCount ? lossSum / lossCount : null };
+}
+
+function predictionsCsv(samples: readonly Sample[], probabilities: Float32Array): string {
+  const lines = ['row_id,study_id,level,label,normal_mild,moderate,severe,predicted'];
+  samples.forEach((s, i) => {
+    const p = [probabilities[3 * i], probabilities[3 * i + 1], probabilities[3 * i + 2]];
+    const predicted = p.indexOf(Math.max(...p));
+    lines.push(
+      [
+        s.rowId,
+        s.studyId,
+        LEVELS[s.level],
+        s.label === null ? '' : SEVERITIES[s.label],
+        ...p.map((v) => v.toFixed(6)),
+        SEVERITIES[predicted],
+      ].join(','),
+    );
+  });
+  return lines.join('\n') + '\n';
+}
+
+function metricsCsv(model: string, split: string, m: Metrics): string {
+  const rows = [['model', 'split', 'metric', 'value']];
+  const add = (metric: string, value: number) => rows.push([model, split, metric, String(value)]);
+  add('accuracy', m.accuracy);
+  for (const [cls, c] of Object.entries(m.perClass)) {
+    add(`${cls}_precision`, c.precision);
+    add(`${cls}_recall`, c.recall);
+    add(`${cls}_f1`, c.f1);
+    add(`${cls}_support`, c.support);
+  }
+  for (const kind of ['macro', 'weighted'] as const) {
+    add(`${kind}_precision`, m[kind].precision);
+    add(`${kind}_recall`, m[kind].recall);
+    add(`${kind}_f1`, m[kind].f1);
+  }
+  add('score', m.score.total);
+  add('score_level_loss', m.score.levelLoss);
+  add('score_any_severe_loss', m.score.anySevereLoss);
+  m.confusion.forEach((row, t) =>
+    row.forEach((count, p) => add(`confusion_${SEVERITIES[t]}_as_${SEVERITIES[p]}`, count)),
+  );
+  return rows.map((r) => r.join(',')).join('\n') + '\n';
+}
+
+function modelSlug(model: string): string {
+  return path
+    .basename(model)
+    .replace(/\.pt$/, '')
+    .replace(/[^A-Za-z0-9_.-]/g, '_');
+}
+
+async function trainModel(
+  model: string,
+  splits: Splits,
+  options: TrainOptions,
+  reporter: Reporter,
+): Promise<{ val: Metrics; test: Metrics }> {
+  const started = Date.now();
+  const slug = modelSlug(model);
+  const backbone = await Backbone.load(model, {
+    device: options.device as 'cpu',
+    modelsDir: options.modelsDir,
+    ...(options.imageSize ? { inputSize: options.imageSize } : {}),
+  });
+  for (const warning of backbone.warnings)
+    reporter.emit({ event: 'warning', model, message: warning }, `warning: ${warning}`);
+  const unfrozen = options.freezeBackbone
+    ? await backbone.unfreezeLast(options.unfreezeLastN)
+    : await backbone.unfreezeLast(Number.MAX_SAFE_INTEGER);
+  const classifier = await StenosisClassifier.create({
+    backbone,
+    levelEmbedding: new LevelEmbedding({ dimension: options.levelEmbeddings }),
+    dropout: options.dropout,
+    seed: options.seed,
+  });
+  const trainer = await Trainer.create(classifier, {
+    learningRate: options.learningRate,
+    weightDecay: options.weightDecay,
+    trainingLabels: splits.train.map((s) => s.label as number),
+  });
+  reporter.emit(
+    {
+      event: 'model-start',
+      model,
+      featureDim: backbone.featureDim,
+      trainableTensors: trainer.trainableNames.length,
+      trainableParameters: await classifier.parameterCount(true),
+    },
+    `\n== ${slug}: ${backbone.metadata.architecture}, ${backbone.featureDim} features, input ${backbone.inputSize} px, ` +
+      `${unfrozen.length} backbone tensors unfrozen, ${(await classifier.parameterCount(true)).toLocaleString('en-US')} trainable parameters` +
+      (backbone.metadata.pretrained
+        ? ''
+        : ' (RANDOM backbone weights: export with --pretrained for real use)'),
+  );
+  const pipeline: PipelineOptions = {
+    size: backbone.inputSize,
+    crop: options.cropPx
+      ? { size: options.cropPx, unit: 'px' }
+      : options.cropMm
+        ? { size: options.cropMm, unit: 'mm' }
+        : null,
+    scaling: options.scaling,
+    mean: backbone.metadata.mean,
+    std: backbone.metadata.std,
+    flipProbability: options.flip,
+    rotationDegrees: options.rotation,
+  };
+  const cache = new SampleCache(pipeline);
+  const rng = new SeededRandom(options.seed);
+  const modelsOut = path.join(options.output, 'trained_models');
+  const resultsOut = path.join(options.output, 'results');
+  fs.mkdirSync(modelsOut, { recursive: true });
+  fs.mkdirSync(resultsOut, { recursive: true });
+  const history: Record<string, unknown>[] = [];
+  let best = { f1: -1, epoch: 0 };
+  const steps = Math.ceil(splits.train.length / options.batchSize);
+  for (let epoch = 1; epoch <= options.numEpochs; epoch++) {
+    const epochStart = Date.now();
+    let seen = 0;
+    let lossSum = 0;
+    let step = 0;
+    for await (const { batch, samples } of batches(splits.train, cache, pipeline, {
+      batchSize: options.batchSize,
+      train: true,
+      rng,
+      skipBadSamples: options.skipBadSamples,
+    })) {
+      const loss = await trainer.trainStep(batch);
+      step++;
+      seen += samples.length;
+      lossSum += loss * samples.length;
+      const elapsed = (Date.now() - epochStart) / 1000;
+      const rate = seen / Math.max(elapsed, 1e-3);
+      reporter.progress(
+        { event: 'step', model, epoch, step, steps, loss, samplesPerSecond: rate },
+        (splits.train.length - seen) / rate,
+      );
+    }
+    const val = await evaluateSplit(trainer, splits.val, cache, pipeline, options);
+    const seconds = (Date.now() - epochStart) / 1000;
+    const trainLoss = lossSum / Math.max(seen, 1);
+    history.push({
+      epoch,
+      trainLoss,
+      valLoss: val.loss,
+      valAccuracy: val.metrics.accuracy,
+      valMacroF1: val.metrics.macro.f1,
+      valScore: val.metrics.score.total,
+      seconds,
+    });
+    reporter.emit(
+      {
+        event: 'epoch',
+        model,
+        epoch,
+        trainLoss,
+        valLoss: val.loss,
+        valAccuracy: val.metrics.accuracy,
+        valMacroF1: val.metrics.macro.f1,
+        valScore: val.metrics.score.total,
+        seconds,
+      },
+      `epoch ${epoch}/${options.numEpochs}  train loss ${trainLoss.toFixed(4)}  val loss ${val.loss?.toFixed(4)}  ` +
+        `val acc ${val.metrics.accuracy.toFixed(3)}  val macro F1 ${val.metrics.macro.f1.toFixed(3)}  ` +
+        `val score ${val.metrics.score.total.toFixed(4)}  (${seconds.toFixed(1)} s, ${(seen / seconds).toFixed(1)} samples/s)`,
+    );
+    const lastPath = path.join(modelsOut, `${slug}_last.ckpt`);
+    await trainer.save(lastPath, { epoch, model, valMacroF1: val.metrics.macro.f1, history });
+    if (val.metrics.macro.f1 > best.f1) {
+      best = { f1: val.metrics.macro.f1, epoch };
+      const bestPath = path.join(modelsOut, `${slug}_best.ckpt`);
+      await trainer.save(bestPath, {
+        epoch,
+        model,
+        valMacroF1: val.metrics.macro.f1,
+        history,
+        selectedBy: 'val macro F1',
+      });
+      reporter.emit({ event: 'checkpoint', model, kind: 'best', path: bestPath, epoch });
+    }
+  }
+  await trainer.load(path.join(modelsOut, `${slug}_best.ckpt`));
+  const results: Record<string, Metrics> = {};
+  for (const split of ['val', 'test'] as const) {
+    const evaluated = await evaluateSplit(trainer, splits[split], cache, pipeline, options);
+    results[split] = evaluated.metrics;
+    writeFileAtomic(
+      path.join(resultsOut, `${slug}_${split}_metrics.json`),
+      JSON.stringify({ model, split, bestEpoch: best.epoch, ...evaluated.metrics }, null, 2) + '\n',
+    );
+    writeFileAtomic(
+      path.join(resultsOut, `${slug}_${split}_metrics.csv`),
+      metricsCsv(slug, split, evaluated.metrics),
+    );
+    writeFileAtomic(
+      path.join(resultsOut, `${slug}_${split}_predictions.csv`),
+      predictionsCsv(evaluated.samples, evaluated.probabilities),
+    );
+  }
+  writeFileAtomic(path.join(resultsOut, `${slug}_history.json`), JSON.stringify(history, null, 2) + '\n');
+  const seconds = (Date.now() - started) / 1000;
+  reporter.emit(
+    { event: 'model-end', model, val: results.val, test: results.test, seconds },
+    `best epoch ${best.epoch} (val macro F1): test accuracy ${results.test.accuracy.toFixed(3)}, test macro F1 ` +
+      `${results.test.macro.f1.toFixed(3)}, test score ${results.test.score.total.toFixed(4)}  (${seconds.toFixed(0)} s)`,
+  );
+  return { val: results.val, test: results.test };
+}
+
+/** Majority-class and stratified-random baselines of a split, for honest comparison. */
+function baselines(
+  train: readonly Sample[],
+  test: readonly Sample[],
+  seed: number,
+): { majority: Metrics; stratified: Metrics } {
+  const counts = [0, 0, 0];
+  for (const s of train) counts[s.label as number]++;
+  const prior = counts.map((c) => c / Math.max(train.length, 1));
+  const majorityClass = prior.indexOf(Math.max(...prior));
+  const labels = test.map((s) => s.label as number);
+  const studies = test.map((s) => s.studyId);
+  const majority = new Float32Array(test.length * 3);
+  const stratified = new Float32Array(test.length * 3);
+  const rng = new SeededRandom(seed + 1);
+  test.forEach((_, i) => {
+    majority.set(
+      prior.map((_, c) => (c === majorityClass ? 1 : 0)),
+      3 * i,
+    );
+    const r = rng.next();
+    const drawn = r < prior[0] ? 0 : r < prior[0] + prior[1] ? 1 : 2;
+    stratified.set(
+      [0, 1, 2].map((c) => (c === drawn ? 1 : 0)),
+      3 * i,
+    );
+  });
+  return {
+    majority: computeMetrics(majority, labels, studies),
+    stratified: computeMetrics(stratified, labels, studies),
+  };
+}
+
+export function buildCommand(): Command {
+  return new Command('train')
+    .description(
+      'Train and evaluate stenosis graders. With no --data or split CSVs, runs a quick preset on the embedded\n' +
+        `synthetic RSNA-format dataset (${QUICK_PRESET.syntheticStudies} studies, ResNet-18 at ${QUICK_PRESET.imageSize} px, ` +
+        `${QUICK_PRESET.numEpochs} epochs, batch ${QUICK_PRESET.batchSize}, crop ${QUICK_PRESET.cropMm} mm); explicit flags override it.\n` +
+        'snake_case flags (--batch_size) work as well as kebab-case (--batch-size).',
+    )
+    .option('--data <dir>', 'RSNA-layout folder (train.csv, train_label_coordinates.csv, train_images/...)')
+    .option(
+      '--train-csv <file>',
+      'reference-layout split CSV (image_path,row_id,level,severity); with --val-csv and --test-csv',
+    )
+    .option('--val-csv <file>', 'reference-layout validation CSV')
+    .option('--test-csv <file>', 'reference-layout test CSV')
+    .option(
+      '--models <names...>',
+      'backbones: vit swin beit efficientnet resnet152 convnext resnet18, or TorchScript paths',
+      ['vit', 'swin', 'beit', 'efficientnet', 'resnet152', 'convnext'],
+    )
+    .option('--models-dir <dir>', 'folder of exported backbones (registry.json)', defaultModelsDir())
+    .option('--batch-size <n>', 'batch size', parsePositiveInt, 32)
+    .option('--num-epochs <n>', 'epochs', parsePositiveInt, 30)
+    .option('--learning-rate <lr>', 'AdamW learning rate', parsePositiveNumber, 1e-4)
+    .option('--weight-decay <wd>', 'AdamW weight decay', parseNonNegativeNumber, 0.02)
+    .option('--level-embeddings <dim>', 'level embedding dimension', parsePositiveInt, 256)
+    .addOption(
+      new Option(
+        '--freeze-backbone <bool>',
+        'freeze the backbone except the last n tensors (true/false, 1/0, yes/no)',
+      )
+        .argParser(parseBoolean)
+        .default(true),
+    )
+    .option(
+      '--unfreeze-last-n <n>',
+      'parameter tensors left trainable at the end of a frozen backbone',
+      parseNonNegativeInt,
+      32,
+    )
+    .option('--dropout <p>', 'dropout of the head', parseNonNegativeNumber, 0.1)
+    .option('--output <dir>', 'output folder', 'outputs')
+    .option('--device <device>', 'cpu, cuda or cuda:N', 'cpu')
+    .option('--threads <n>', 'libtorch threads (default: all cores)', parsePositiveInt)
+    .option(
+      '--seed <n>',
+      'seed of splits, shuffles, augmentation and head initialization',
+      parseNonNegativeInt,
+      0,
+    )
+    .option('--image-size <px>', "input size (default: the backbone's)", parsePositiveInt)
+    .option(
+      '--crop-mm <mm>',
+      'crop a square of this many millimetres around the labelled level (PixelSpacing)',
+      parsePositiveNumber,
+    )
+    .option('--crop-px <px>', 'crop a square of this many pixels around the labelled level', parsePositiveInt)
+    .option('--rotation <degrees>', 'random rotation range for training', parseNonNegativeNumber, 10)
+    .option('--flip <p>', 'horizontal flip probability for training', parseNonNegativeNumber, 0.5)
+    .addOption(
+      new Option('--scaling <kind>', 'intensity scaling').choices(['minmax', 'percentile']).default('minmax'),
+    )
+    .option(
+      '--synthetic-studies <n>',
+      'studies of the generated dataset when no data is given',
+      parsePositiveInt,
+      QUICK_PRESET.syntheticStudies,
+    )
+    .option('--skip-bad-samples', 'skip unreadable images (reported) instead of stopping', false)
+    .option(
+      '--json',
+      'print JSON-lines events (types: TrainEvent in lib/cli/train.ts) instead of text',
+      false,
+    );
+}
+
+/** Runs the train command on argv (as process.argv); resolves to the exit code. */
+export async function main(argv: readonly string[]): Promise<number> {
+  const command = buildCommand();
+  command.exitOverride();
+  try {
+    command.parse(normalizeFlagSpelling(argv));
+  } catch (error) {
+    const code = (error as { exitCode?: number }).exitCode;
+    return typeof code === 'number' ? code : 2;
+  }
+  const raw = command.opts() as TrainOptions;
+  const given = new Set(Object.keys(raw).filter((key) => command.getOptionValueSource(key) === 'cli'));
+  const preset = !raw.data && !raw.trainCsv;
+  const options: TrainOptions = { ...raw };
+  if (preset) {
+    if (!given.has('models')) options.models = [...QUICK_PRESET.models];
+    if (!given.has('numEpochs')) options.numEpochs = QUICK_PRESET.numEpochs;
+    if (!given.has('batchSize')) options.batchSize = QUICK_PRESET.batchSize;
+    if (!given.has('imageSize')) options.imageSize = QUICK_PRESET.imageSize;
+    if (!given.has('unfreezeLastN')) options.unfreezeLastN = QUICK_PRESET.unfreezeLastN;
+    if (!given.has('learningRate')) options.learningRate = QUICK_PRESET.learningRate;
+    if (!given.has('cropMm') && !given.has('cropPx')) options.cropMm = QUICK_PRESET.cropMm;
+  }
+  if ((raw.trainCsv || raw.valCsv || raw.testCsv) && !(raw.trainCsv && raw.valCsv && raw.testCsv)) {
+    process.stderr.write('error: --train-csv, --val-csv and --test-csv go together\n');
+    return 2;
+  }
+  const reporter = new Reporter(options.json);
+  const log = (line: string) => reporter.emit({ event: 'warning', model: '', message: line }, line);
+  try {
+    if (options.threads) setNumThreads(options.threads);
+    options.output = path.resolve(options.output);
+    reporter.emit(
+      { event: 'start', preset, options: { ...options }, torch: versions().torch, threads: getNumThreads() },
+      (preset
+        ? `quick preset: synthetic RSNA-format dataset, ${options.models.join(', ')} at ${options.imageSize} px, ${options.numEpochs} epochs ` +
+          `(give --data for real data; the reference settings are --models vit swin beit efficientnet resnet152 convnext --num_epochs 30)\n`
+        : '') +
+        `libtorch ${versions().torch}, ${getNumThreads()} threads, device ${options.device}, output ${options.output}`,
+    );
+    let splits: Splits;
+    if (options.trainCsv) {
+      splits = {
+        train: readReferenceCsv(options.trainCsv),
+        val: readReferenceCsv(options.valCsv as string),
+        test: readReferenceCsv(options.testCsv as string),
+      };
+    } else {
+      let folder = options.data;
+      if (!folder) {
+        folder = await ensureSyntheticDataset({ studies: options.syntheticStudies, seed: 0 }, (line) =>
+          log(line),
+        );
+        ensureQuickBackbone(options.modelsDir, log);
+      }
+      const dataset = await readRsnaDataset(folder);
+      const problems = countProblems(dataset.problems);
+      reporter.emit(
+        {
+          event: 'dataset',
+          source: dataset.folder,
+          samples: dataset.samples.length,
+          studies: dataset.studies.length,
+          problems,
+        },
+        `dataset ${dataset.folder}: ${dataset.samples.length} samples from ${dataset.studies.length} studies` +
+          (dataset.problems.length
+            ? `; not used: ${Object.entries(problems)
+                .map(([k, v]) => `${v} ${k}`)
+                .join(', ')}`
+            : ''),
+      );
+      splits = splitByStudy(dataset.samples, options.seed);
+      const splitDir = path.join(options.output, 'splits');
+      writeReferenceCsv(path.join(splitDir, 'train.csv'), splits.train);
+      writeReferenceCsv(path.join(splitDir, 'val.csv'), splits.val);
+      writeReferenceCsv(path.join(splitDir, 'test.csv'), splits.test);
+    }
+    for (const [name, samples] of Object.entries(splits)) {
+      if (samples.some((s: Sample) => s.label === null))
+        throw new StenosisError('ERR_DATA', `the ${name} split has unlabelled samples`);
+    }
+    reporter.emit(
+      { event: 'split', train: splits.train.length, val: splits.val.length, test: splits.test.length },
+      `split by study: train ${splits.train.length}, val ${splits.val.length}, test ${splits.test.length} samples`,
+    );
+    const base = baselines(splits.train, splits.test, options.seed);
+    reporter.emit(
+      { event: 'dataset', source: 'baselines', samples: splits.test.length, studies: 0, problems: {} },
+      `baselines on test: majority class macro F1 ${base.majority.macro.f1.toFixed(3)}, stratified random macro F1 ${base.stratified.macro.f1.toFixed(3)}`,
+    );
+    const summary: string[] = ['model,split,accuracy,macro_f1,weighted_f1,score,status'];
+    let failed = 0;
+    for (const model of options.models) {
+      try {
+        const { val, test } = await trainModel(model, splits, options, reporter);
+        for (const [split, m] of [
+          ['val', val],
+          ['test', test],
+        ] as const) {
+          summary.push(
+            [modelSlug(model), split, m.accuracy, m.macro.f1, m.weighted.f1, m.score.total, 'ok'].join(','),
+          );
+        }
+      } catch (error) {
+        failed++;
+        reporter.clearProgress();
+        const err = error as { code?: string; message?: string };
+        reporter.emit(
+          { event: 'model-failed', model, code: err.code ?? 'ERR', message: err.message ?? String(error) },
+          `model ${model} failed: ${err.message ?? String(error)}`,
+        );
+        summary.push([modelSlug(model), '', '', '', '', '', `failed: ${err.code ?? 'error'}`].join(','));
+      }
+    }
+    summary.push(
+      ...['majority', 'stratified_random'].map((name) => {
+        const m = name === 'majority' ? base.majority : base.stratified;
+        return [`baseline_${name}`, 'test', m.accuracy, m.macro.f1, m.weighted.f1, m.score.total, 'ok'].join(
+          ',',
+        );
+      }),
+    );
+    writeFileAtomic(path.join(options.output, 'results', 'summary.csv'), summary.join('\n') + '\n');
+    reporter.emit(
+      { event: 'end', output: options.output, models: options.models.length, failed },
+      `results in ${path.join(options.output, 'results')}`,
+    );
+    return failed === options.models.length ? 1 : 0;
+  } catch (error) {
+    reporter.clearProgress();
+    const err = error as { code?: string; message?: string };
+    process.stderr.write(`error: ${err.message ?? String(error)}${err.code ? ` (${err.code})` : ''}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,158 @@
+import { StenosisError } from '../errors';
+import type { ImageBatch } from '../model/tensors';
+import { readDicom } from './dicom';
+import { augmentBatch, drawAugmentations, prepareBaseImage, type IntensityScaling } from './preprocess';
+import { SeededRandom } from './random';
+import type { DataProblem, Sample } from './samples';
+
+export interface CropOptions {
+  /** Side of the square crop around the labelled point. */
+  size: number;
+  /** 'mm' uses the image's PixelSpacing (pixels when it has none). */
+  unit: 'px' | 'mm';
+}
+
+export interface PipelineOptions {
+  /** Backbone input size. */
+  size: number;
+  crop: CropOptions | null;
+  scaling: IntensityScaling;
+  mean: readonly [number, number, number];
+  std: readonly [number, number, number];
+  /** Training augmentation. */
+  flipProbability: number;
+  rotationDegrees: number;
+}
+
+/**
+ * Decoded, cropped and resized samples, kept in memory as 16-bit values so later epochs neither parse DICOM
+ * again nor hold four bytes per pixel.
+ */
+export class SampleCache {
+  private readonly cache = new Map<string, Uint16Array>();
+  readonly problems: DataProblem[] = [];
+
+  constructor(private readonly options: PipelineOptions) {}
+
+  get size(): number {
+    return this.cache.size;
+  }
+
+  private key(sample: Sample): string {
+    return `${sample.imagePath}|${sample.x}|${sample.y}`;
+  }
+
+  /** The sample's base image ([size, size] in [0, 1]); decodes and prepares it on first use. */
+  async base(sample: Sample): Promise<Float32Array> {
+    const key = this.key(sample);
+    const cached = this.cache.get(key);
+    if (cached) return Float32Array.from(cached, (v) => v / 65535);
+    const image = await readDicom(sample.imagePath);
+    const { crop } = this.options;
+    let box = null;
+    if (crop && sample.x !== null && sample.y !== null) {
+      const spacing = crop.unit === 'mm' && image.pixelSpacing ? image.pixelSpacing : null;
+      const width = spacing ? crop.size / spacing[1] : crop.size;
+      const height = spacing ? crop.size / spacing[0] : crop.size;
+      box = { x0: sample.x - width / 2, y0: sample.y - height / 2, width, height };
+    }
+    const frame = image.pixels.subarray(0, image.rows * image.columns);
+    const base = await prepareBaseImage(frame, image.rows, image.columns, {
+      size: this.options.size,
+      crop: box,
+      scaling: this.options.scaling,
+    });
+    this.cache.set(
+      key,
+      Uint16Array.from(base, (v) => Math.round(v * 65535)),
+    );
+    return base;
+  }
+}
+
+export interface BatchOptions {
+  batchSize: number;
+  /** Shuffle and augment (training) or keep order without augmentation (evaluation). */
+  train: boolean;
+  /** Generator for the shuffle and the augmentation draws; required when train is set. */
+  rng?: SeededRandom;
+  /** Skip samples whose image cannot be read (they are recorded in cache.problems) instead of failing. */
+  skipBadSamples?: boolean;
+}
+
+export interface PreparedBatch {
+  batch: ImageBatch & { labels: Int32Array | undefined };
+  samples: Sample[];
+}
+
+/**
+ * Yields batches in order (training: a seeded shuffle, flips and rotations). The next batch is prepared while
+ * the caller works on the current one: decoding and preprocessing run on the data thread, training on the
+ * model thread.
+ */
+export async function* batches(
+  samples: readonly Sample[],
+  cache: SampleCache,
+  options: PipelineOptions,
+  batchOptions: BatchOptions,
+): AsyncGenerator<PreparedBatch> {
+  const order = [...samples];
+  if (batchOptions.train) {
+    if (!batchOptions.rng)
+      throw new StenosisError('ERR_INVALID_ARG', 'training batches need a seeded generator');
+    batchOptions.rng.shuffle(order);
+  }
+  const groups: Sample[][] = [];
+  for (let i = 0; i < order.length; i += batchOptions.batchSize)
+    groups.push(order.slice(i, i + batchOptions.batchSize));
+  // Draw every augmentation up front, in order, so the stream of random numbers does not depend on timing.
+  const choices = groups.map((group) =>
+    drawAugmentations(
+      group.length,
+      batchOptions.train ? options : { ...options, flipProbability: 0, rotationDegrees: 0 },
+      batchOptions.rng ?? new SeededRandom(0),
+    ),
+  );
+  const prepare = async (index: number): Promise<PreparedBatch | null> => {
+    const group = groups[index];
+    const kept: Sample[] = [];
+    const bases: Float32Array[] = [];
+    const keptChoices = [];
+    for (const [i, sample] of group.entries()) {
+      try {
+        bases.push(await cache.base(sample));
+        kept.push(sample);
+        keptChoices.push(choices[index][i]);
+      } catch (error) {
+        if (!batchOptions.skipBadSamples) throw error;
+        cache.problems.push({
+          kind: 'unreadable-image',
+          where: sample.imagePath,
+          message: (error as Error).message,
+        });
+      }
+    }
+    if (kept.length === 0) return null;
+    const images = await augmentBatch(bases, options.size, keptChoices, options);
+    const labels = kept.every((s) => s.label !== null)
+      ? Int32Array.from(kept, (s) => s.label as number)
+      : undefined;
+    return {
+      batch: {
+        images,
+        shape: [kept.length, 3, options.size, options.size],
+        levels: Int32Array.from(kept, (s) => s.level),
+        labels,
+      },
+      samples: kept,
+    };
+  };
+  let next = groups.length > 0 ? prepare(0) : null;
+  for (let index = 0; index < groups.length; index++) {
+    const current = await (next as Promise<PreparedBatch | null>);
+    next = index + 1 < groups.length ? prepare(index + 1) : null;
+    // Keep a failure of the prefetched batch from surfacing as an unhandled rejection before it is awaited.
+    next?.catch(() => undefined);
+    if (current) yield current;
+  }
+}

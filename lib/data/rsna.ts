@@ -1,0 +1,241 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { parse } from 'csv-parse/sync';
+import { StenosisError } from '../errors';
+import { LEVELS, levelIndex, severityIndex } from '../model/levels';
+import { orderInstances, readDicomHeader, type DicomHeader } from './dicom';
+import { LEVEL_SLUGS, rowIdOf, type DataProblem, type Sample } from './samples';
+
+/** A dataset read from the RSNA 2024 lumbar spine layout, restricted to spinal canal stenosis. */
+export interface RsnaDataset {
+  folder: string;
+  samples: Sample[];
+  problems: DataProblem[];
+  /** Studies with at least one sample. */
+  studies: string[];
+}
+
+type Row = Record<string, string>;
+
+function readCsv(file: string, required: readonly string[]): Row[] {
+  if (!fs.existsSync(file))
+    throw new StenosisError('ERR_DATA', `${file} does not exist (expected an RSNA layout folder)`);
+  let rows: Row[];
+  try {
+    rows = parse(fs.readFileSync(file, 'utf8'), {
+      columns: true,
+      skip_empty_lines: true,
+      trim: true,
+      bom: true,
+    });
+  } catch (error) {
+    throw new StenosisError('ERR_DATA', `${file} is not valid CSV: ${(error as Error).message}`);
+  }
+  const header = rows.length > 0 ? Object.keys(rows[0]) : [];
+  const missing = required.filter((column) => rows.length > 0 && !header.includes(column));
+  if (missing.length > 0) {
+    throw new StenosisError(
+      'ERR_DATA',
+      `${file} lacks column(s) ${missing.join(', ')}; it has ${header.join(', ')}`,
+    );
+  }
+  return rows;
+}
+
+const ID = /^\d+$/;
+const SPINAL = new Set(['spinal canal stenosis', 'spinal_canal_stenosis']);
+
+/** Sagittal T2/STIR series of a study, in the order of the descriptions file. */
+function sagittalT2Series(descriptions: Row[], studyId: string): string[] {
+  return descriptions
+    .filter((row) => row.study_id === studyId && /sagittal\s*t2/i.test(row.series_description ?? ''))
+    .map((row) => row.series_id);
+}
+
+/**
+ * The middle instance by position of a series folder (files are ordered by DICOM position and instance
+ * number, never by file-name string order).
+ */
+export async function middleInstance(
+  seriesFolder: string,
+): Promise<{ file: string; header: DicomHeader } | null> {
+  if (!fs.existsSync(seriesFolder)) return null;
+  const files = fs.readdirSync(seriesFolder).filter((name) => name.endsWith('.dcm'));
+  if (files.length === 0) return null;
+  const items = await Promise.all(
+    files.map(async (name) => ({
+      file: path.join(seriesFolder, name),
+      header: await readDicomHeader(path.join(seriesFolder, name)),
+    })),
+  );
+  const ordered = orderInstances(items);
+  return ordered[Math.floor((ordered.length - 1) / 2)];
+}
+
+/**
+ * Reads an RSNA-layout folder (train.csv, train_label_coordinates.csv, train_series_descriptions.csv,
+ * train_images/<study>/<series>/<instance>.dcm) into one sample per study and labelled spinal level: the annotated
+ * instance with its x/y. A study with no coordinate rows at all gets, per level, the middle instance of its first
+ * Sagittal T2/STIR series, uncropped. Rows without a label, coordinate or image are reported, not dropped silently.
+ */
+export async function readRsnaDataset(folder: string): Promise<RsnaDataset> {
+  const root = path.resolve(folder);
+  const labelColumns = LEVEL_SLUGS.map((slug) => `spinal_canal_stenosis_${slug}`);
+  const labels = readCsv(path.join(root, 'train.csv'), ['study_id', ...labelColumns]);
+  const coordinates = readCsv(path.join(root, 'train_label_coordinates.csv'), [
+    'study_id',
+    'series_id',
+    'instance_number',
+    'condition',
+    'level',
+    'x',
+    'y',
+  ]);
+  const descriptionsFile = path.join(root, 'train_series_descriptions.csv');
+  const descriptions = fs.existsSync(descriptionsFile)
+    ? readCsv(descriptionsFile, ['study_id', 'series_id', 'series_description'])
+    : [];
+  const problems: DataProblem[] = [];
+  const coordinateFile = 'train_label_coordinates.csv';
+
+  // study -> level -> coordinate row
+  const byStudy = new Map<string, Map<number, { row: Row; line: number }>>();
+  coordinates.forEach((row, index) => {
+    const line = index + 2;
+    if (!SPINAL.has((row.condition ?? '').trim().toLowerCase())) return;
+    const where = `${coordinateFile} row ${line}`;
+    let level: number;
+    try {
+      level = levelIndex(row.level, where);
+    } catch (error) {
+      problems.push({ kind: 'unknown-level', where, message: (error as Error).message });
+      return;
+    }
+    if (!ID.test(row.study_id) || !ID.test(row.series_id) || !ID.test(row.instance_number)) {
+      problems.push({
+        kind: 'bad-path',
+        where,
+        message: `study_id, series_id and instance_number must be digits (they name folders and files), got ${row.study_id}, ${row.series_id}, ${row.instance_number}`,
+      });
+      return;
+    }
+    const levels = byStudy.get(row.study_id) ?? new Map();
+    if (levels.has(level)) {
+      problems.push({
+        kind: 'duplicate-row',
+        where,
+        message: `study ${row.study_id} ${LEVELS[level]} already has a coordinate at row ${levels.get(level).line}`,
+      });
+      return;
+    }
+    levels.set(level, { row, line });
+    byStudy.set(row.study_id, levels);
+  });
+
+  const samples: Sample[] = [];
+  const seenStudies = new Set<string>();
+  for (const [index, row] of labels.entries()) {
+    const line = index + 2;
+    const studyId = row.study_id;
+    const where = `train.csv row ${line}`;
+    if (!ID.test(studyId)) {
+      problems.push({
+        kind: 'bad-path',
+        where,
+        message: `study_id must be digits, got ${JSON.stringify(studyId)}`,
+      });
+      continue;
+    }
+    if (seenStudies.has(studyId)) {
+      problems.push({
+        kind: 'duplicate-row',
+        where,
+        message: `study ${studyId} appears more than once in train.csv`,
+      });
+      continue;
+    }
+    seenStudies.add(studyId);
+    const studyCoordinates = byStudy.get(studyId);
+    let fallback: { file: string; header: DicomHeader } | null | undefined;
+    for (let level = 0; level < LEVELS.length; level++) {
+      const value = row[labelColumns[level]];
+      const levelWhere = `${where} (${labelColumns[level]})`;
+      if (!value) {
+        problems.push({
+          kind: 'missing-label',
+          where: levelWhere,
+          message: `study ${studyId} ${LEVELS[level]} has no label`,
+        });
+        continue;
+      }
+      let label: number;
+      try {
+        label = severityIndex(value, levelWhere);
+      } catch (error) {
+        problems.push({ kind: 'unknown-severity', where: levelWhere, message: (error as Error).message });
+        continue;
+      }
+      const coordinate = studyCoordinates?.get(level);
+      if (coordinate) {
+        const { row: c, line: cLine } = coordinate;
+        const imagePath = path.join(root, 'train_images', studyId, c.series_id, `${c.instance_number}.dcm`);
+        if (!fs.existsSync(imagePath)) {
+          problems.push({
+            kind: 'missing-image',
+            where: `${coordinateFile} row ${cLine}`,
+            message: `${imagePath} does not exist (study ${studyId} ${LEVELS[level]})`,
+          });
+          continue;
+        }
+        const x = Number(c.x);
+        const y = Number(c.y);
+        samples.push({
+          rowId: rowIdOf(studyId, level),
+          studyId,
+          seriesId: c.series_id,
+          instanceNumber: Number(c.instance_number),
+          imagePath,
+          level,
+          label,
+          x: Number.isFinite(x) ? x : null,
+          y: Number.isFinite(y) ? y : null,
+        });
+        continue;
+      }
+      if (studyCoordinates) {
+        problems.push({
+          kind: 'missing-coordinate',
+          where: levelWhere,
+          message: `study ${studyId} ${LEVELS[level]} is labelled but has no coordinate row`,
+        });
+        continue;
+      }
+      // No coordinates for the whole study: the middle Sagittal T2/STIR instance, uncropped.
+      if (fallback === undefined) {
+        const series = sagittalT2Series(descriptions, studyId).find((id) => ID.test(id));
+        fallback = series ? await middleInstance(path.join(root, 'train_images', studyId, series)) : null;
+      }
+      if (!fallback) {
+        problems.push({
+          kind: 'missing-image',
+          where: levelWhere,
+          message: `study ${studyId} has no coordinates and no Sagittal T2/STIR images to fall back on`,
+        });
+        continue;
+      }
+      samples.push({
+        rowId: rowIdOf(studyId, level),
+        studyId,
+        seriesId: path.basename(path.dirname(fallback.file)),
+        instanceNumber: fallback.header.instanceNumber,
+        imagePath: fallback.file,
+        level,
+        label,
+        x: null,
+        y: null,
+      });
+    }
+  }
+  const studies = [...new Set(samples.map((s) => s.studyId))];
+  return { folder: root, samples, problems, studies };
+}

@@ -1,0 +1,46 @@
+/** One training or evaluation example: one image of one study at one lumbar level. */
+export interface Sample {
+  /** Competition-style row id: <study_id>_spinal_canal_stenosis_<l1_l2 .. l5_s1>. */
+  rowId: string;
+  studyId: string;
+  seriesId: string | null;
+  instanceNumber: number | null;
+  /** Absolute path of the DICOM file. */
+  imagePath: string;
+  /** 0..4 for L1/L2 .. L5/S1. */
+  level: number;
+  /** 0..2 for normal/mild, moderate, severe; null when unlabelled (prediction only). */
+  label: number | null;
+  /** Labelled canal centre in pixels of the image, when known (crops are centred there). */
+  x: number | null;
+  y: number | null;
+}
+
+/** A problem found while reading a dataset: the file or row, and what was expected. */
+export interface DataProblem {
+  kind:
+    | 'missing-label'
+    | 'missing-coordinate'
+    | 'missing-image'
+    | 'unknown-level'
+    | 'unknown-severity'
+    | 'duplicate-row'
+    | 'bad-path'
+    | 'bad-row'
+    | 'unreadable-image';
+  where: string;
+  message: string;
+}
+
+/** Problem counts by kind, for reports. */
+export function countProblems(problems: readonly DataProblem[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const problem of problems) counts[problem.kind] = (counts[problem.kind] ?? 0) + 1;
+  return counts;
+}
+
+export const LEVEL_SLUGS = ['l1_l2', 'l2_l3', 'l3_l4', 'l4_l5', 'l5_s1'] as const;
+
+export function rowIdOf(studyId: string, level: number): string {
+  return `${studyId}_spinal_canal_stenosis_${LEVEL_SLUGS[level]}`;
+}

@@ -1,0 +1,120 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { parse } from 'csv-parse/sync';
+import { StenosisError } from '../errors';
+import { LEVELS, levelIndex, SEVERITIES, severityIndex } from '../model/levels';
+import { SeededRandom } from './random';
+import { rowIdOf, type Sample } from './samples';
+import { writeFileAtomic } from './atomic';
+
+export interface Splits {
+  train: Sample[];
+  val: Sample[];
+  test: Sample[];
+}
+
+/**
+ * Splits samples by study (no study in two splits), stratified on each study's worst spinal severity, so that
+ * the rare severe studies land in every split. Reproducible from the seed.
+ */
+export function splitByStudy(
+  samples: readonly Sample[],
+  seed: number,
+  fractions: readonly [number, number, number] = [0.7, 0.15, 0.15],
+): Splits {
+  const total = fractions[0] + fractions[1] + fractions[2];
+  if (fractions.some((f) => f < 0) || Math.abs(total - 1) > 1e-9) {
+    throw new StenosisError(
+      'ERR_INVALID_ARG',
+      `split fractions must be >= 0 and sum to 1, got ${fractions.join('/')}`,
+    );
+  }
+  const worst = new Map<string, number>();
+  for (const sample of samples)
+    worst.set(sample.studyId, Math.max(worst.get(sample.studyId) ?? 0, sample.label ?? 0));
+  const rng = new SeededRandom(seed);
+  const assignment = new Map<string, keyof Splits>();
+  for (let severity = 0; severity < SEVERITIES.length; severity++) {
+    const studies = rng.shuffle(
+      [...worst]
+        .filter(([, w]) => w === severity)
+        .map(([study]) => study)
+        .sort(),
+    );
+    const nVal = Math.round(studies.length * fractions[1]);
+    const nTest = Math.round(studies.length * fractions[2]);
+    studies.forEach((study, i) =>
+      assignment.set(study, i < nVal ? 'val' : i < nVal + nTest ? 'test' : 'train'),
+    );
+  }
+  const splits: Splits = { train: [], val: [], test: [] };
+  for (const sample of samples) splits[assignment.get(sample.studyId) as keyof Splits].push(sample);
+  return splits;
+}
+
+function csvField(value: string): string {
+  return /[",\n]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value;
+}
+
+/** Writes samples as a reference-layout CSV (image_path,row_id,level,severity[,x,y]) so a run can be repeated. */
+export function writeReferenceCsv(file: string, samples: readonly Sample[]): void {
+  const lines = ['image_path,row_id,level,severity,x,y'];
+  for (const s of samples) {
+    lines.push(
+      [
+        csvField(path.relative(path.dirname(file), s.imagePath)),
+        s.rowId,
+        LEVELS[s.level],
+        s.label === null ? '' : SEVERITIES[s.label],
+        s.x ?? '',
+        s.y ?? '',
+      ].join(','),
+    );
+  }
+  writeFileAtomic(file, lines.join('\n') + '\n');
+}
+
+/**
+ * Reads a reference-layout CSV: image_path,row_id,level,severity (optional x,y); levels L1/L2 .. L5/S1,
+ * severities normal_mild, moderate, severe; relative image paths resolve against the CSV's folder.
+ */
+export function readReferenceCsv(file: string): Sample[] {
+  if (!fs.existsSync(file)) throw new StenosisError('ERR_DATA', `split file ${file} does not exist`);
+  let rows: Record<string, string>[];
+  try {
+    rows = parse(fs.readFileSync(file, 'utf8'), {
+      columns: true,
+      skip_empty_lines: true,
+      trim: true,
+      bom: true,
+    });
+  } catch (error) {
+    throw new StenosisError('ERR_DATA', `${file} is not valid CSV: ${(error as Error).message}`);
+  }
+  const folder = path.dirname(path.resolve(file));
+  const required = ['image_path', 'row_id', 'level', 'severity'];
+  if (rows.length > 0) {
+    const missing = required.filter((c) => !(c in rows[0]));
+    if (missing.length) throw new StenosisError('ERR_DATA', `${file} lacks column(s) ${missing.join(', ')}`);
+  }
+  return rows.map((row, index) => {
+    const where = `${file} row ${index + 2}`;
+    const level = levelIndex(row.level, where);
+    const label = row.severity ? severityIndex(row.severity, where) : null;
+    const imagePath = path.resolve(folder, row.image_path);
+    const studyId = row.row_id.split('_')[0] || row.row_id;
+    const x = row.x ? Number(row.x) : NaN;
+    const y = row.y ? Number(row.y) : NaN;
+    return {
+      rowId: row.row_id || rowIdOf(studyId, level),
+      studyId,
+      seriesId: null,
+      instanceNumber: null,
+      imagePath,
+      level,
+      label,
+      x: Number.isFinite(x) ? x : null,
+      y: Number.isFinite(y) ? y : null,
+    };
+  });
+}
