@@ -1,3 +1,4 @@
+import { types } from 'node:util';
 import { invalidArgument, isPlainObject } from '../errors';
 import { levelIndex, severityIndex, type Level, type Severity } from './levels';
 
@@ -21,7 +22,8 @@ export interface CheckedBatch {
 export function checkImages(batch: unknown, name: string): { images: Float32Array; shape: number[] } {
   if (!isPlainObject(batch)) throw invalidArgument('an object with images and shape', name, batch);
   const { images, shape } = batch as { images: unknown; shape: unknown };
-  if (!(images instanceof Float32Array)) throw invalidArgument('a Float32Array', `${name}.images`, images);
+  // util.types checks work across realms (vm contexts, test runners), unlike instanceof.
+  if (!types.isFloat32Array(images)) throw invalidArgument('a Float32Array', `${name}.images`, images);
   const dims = Array.isArray(shape) ? shape : [];
   const validShape = dims.length === 4 && dims.every((d) => Number.isInteger(d) && d > 0) && dims[1] === 3;
   if (!validShape)
@@ -39,7 +41,7 @@ function indices(
   count: number,
   toIndex: (value: string | number, where: string) => number,
 ): Int32Array {
-  if (!(values instanceof Int32Array) && !Array.isArray(values)) {
+  if (!types.isInt32Array(values) && !Array.isArray(values)) {
     throw invalidArgument(`an Int32Array or array of ${count} values`, name, values);
   }
   if (values.length !== count) throw invalidArgument(`${count} values (one per image)`, name, values);

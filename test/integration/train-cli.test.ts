@@ -1,0 +1,102 @@
+// The train command end to end on a generated RSNA-layout dataset of real DICOM files: every output exists,
+// parses and agrees with itself.
+import fs from 'node:fs';
+import path from 'node:path';
+import { parse } from 'csv-parse/sync';
+import { main } from '../../lib/cli/train';
+import { generateSyntheticDataset } from '../../lib/data/synthetic';
+import { computeMetrics } from '../../lib/report/metrics';
+import { MODELS, RESNET18, tempDir } from '../helpers';
+
+type Row = Record<string, string>;
+const readCsv = (file: string): Row[] => parse(fs.readFileSync(file, 'utf8'), { columns: true }) as Row[];
+
+describe('node bin/train.js', () => {
+  const dir = tempDir('cli');
+  const data = path.join(dir, 'data');
+  const out = path.join(dir, 'out');
+  let exitCode: number;
+  let stdout = '';
+
+  beforeAll(async () => {
+    await generateSyntheticDataset(data, { studies: 24, seed: 5, imageSize: 128 });
+    const write = process.stdout.write.bind(process.stdout);
+    process.stdout.write = ((chunk: string) => ((stdout += chunk), true)) as typeof process.stdout.write;
+    try {
+      exitCode = await main(
+        ['node', 'train.js', '--data', data, '--models', RESNET18, 'no-such-backbone', '--models-dir', MODELS]
+          .concat(['--num_epochs', '2', '--batch_size', '8', '--image_size', '64', '--crop_mm', '60'])
+          .concat(['--freeze_backbone', 'no', '--output', out, '--json']),
+      );
+    } finally {
+      process.stdout.write = write;
+    }
+    if (exitCode !== 0) process.stderr.write(stdout);
+  });
+
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  test('runs, reports a failing model and goes on with the others', () => {
+    expect(exitCode).toBe(0);
+    const events = stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line));
+    expect(events[0].event).toBe('start');
+    expect(events.filter((e) => e.event === 'epoch')).toHaveLength(2);
+    const failed = events.find((e) => e.event === 'model-failed');
+    expect(failed).toMatchObject({ model: 'no-such-backbone', code: 'ERR_MODEL_FILE' });
+    expect(events[events.length - 1]).toMatchObject({ event: 'end', failed: 1 });
+  });
+
+  test('writes splits, checkpoints, metrics and predictions that agree with each other', () => {
+    const results = path.join(out, 'results');
+    for (const name of ['train', 'val', 'test'])
+      expect(fs.existsSync(path.join(out, 'splits', `${name}.csv`))).toBe(true);
+    const studiesOf = (file: string) => new Set(readCsv(file).map((r) => r.row_id.split('_')[0]));
+    const train = studiesOf(path.join(out, 'splits', 'train.csv'));
+    const test = studiesOf(path.join(out, 'splits', 'test.csv'));
+    expect([...test].some((s) => train.has(s))).toBe(false);
+    expect(fs.statSync(path.join(out, 'trained_models', 'resnet18_best.ckpt')).size).toBeGreaterThan(1e6);
+    expect(fs.existsSync(path.join(out, 'trained_models', 'resnet18_last.ckpt'))).toBe(true);
+    for (const split of ['val', 'test']) {
+      const metrics = JSON.parse(
+        fs.readFileSync(path.join(results, `resnet18_${split}_metrics.json`), 'utf8'),
+      );
+      const rows = readCsv(path.join(results, `resnet18_${split}_predictions.csv`));
+      expect(metrics.confusion.flat().reduce((a: number, b: number) => a + b, 0)).toBe(rows.length);
+      const classes = ['normal_mild', 'moderate', 'severe'];
+      const probabilities = rows.flatMap((r) => classes.map((c) => Number(r[c])));
+      const recomputed = computeMetrics(
+        probabilities,
+        rows.map((r) => classes.indexOf(r.label)),
+        rows.map((r) => r.study_id),
+      );
+      expect(recomputed.confusion).toEqual(metrics.confusion);
+      expect(recomputed.macro.f1).toBeCloseTo(metrics.macro.f1, 6);
+      expect(recomputed.score.total).toBeCloseTo(metrics.score.total, 4);
+    }
+    const summary = fs.readFileSync(path.join(results, 'summary.csv'), 'utf8');
+    expect(summary).toMatch(/^model,split,accuracy,macro_f1,weighted_f1,score,status\n/);
+    expect(summary).toMatch(/no-such-backbone,.*failed: ERR_MODEL_FILE/);
+    expect(summary).toMatch(/baseline_majority,test/);
+    const leftovers = fs.readdirSync(results).filter((name) => name.includes('.tmp-'));
+    expect(leftovers).toEqual([]);
+  });
+
+  test('bad flags are refused with the flag named', async () => {
+    let stderr = '';
+    const write = process.stderr.write.bind(process.stderr);
+    process.stderr.write = ((chunk: string) => ((stderr += chunk), true)) as typeof process.stderr.write;
+    try {
+      expect(await main(['node', 'train.js', '--freeze_backbone', 'maybe'])).toBe(1);
+      expect(await main(['node', 'train.js', '--batch_size', '0'])).toBe(1);
+      expect(await main(['node', 'train.js', '--no-such-flag'])).toBe(1);
+    } finally {
+      process.stderr.write = write;
+    }
+    expect(stderr).toMatch(/--freeze-backbone <bool>' argument 'maybe' is invalid\. expected true\/false/);
+    expect(stderr).toMatch(/--batch-size <n>' argument '0' is invalid/);
+    expect(stderr).toMatch(/unknown option '--no-such-flag'/);
+  });
+});
