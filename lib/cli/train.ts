@@ -443,9 +443,9 @@ function baselines(
 }
 
 export function buildCommand(): Command {
-  return new Command('train')
+  return new Command('train.js')
     .description(
-      'Train and evaluate stenosis graders. With no --data or split CSVs, runs a quick preset on the embedded\n' +
+      'Train and evaluate stenosis graders. With no --data or split CSVs, runs a quick preset on the embedded ' +
         `synthetic RSNA-format dataset (${QUICK_PRESET.syntheticStudies} studies, ResNet-18 at ${QUICK_PRESET.imageSize} px, ` +
         `${QUICK_PRESET.numEpochs} epochs, batch ${QUICK_PRESET.batchSize}, crop ${QUICK_PRESET.cropMm} mm); explicit flags override it.\n` +
         'snake_case flags (--batch_size) work as well as kebab-case (--batch-size).',
