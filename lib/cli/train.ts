@@ -11,13 +11,14 @@ import { packageRoot } from '../native/loader';
 import { setNumThreads, getNumThreads, versions } from '../runtime';
 import { Trainer } from '../train/trainer';
 import { writeFileAtomic } from '../data/atomic';
-import { batches, SampleCache, type PipelineOptions } from '../data/loader';
+import type { PipelineOptions } from '../data/loader';
 import { SeededRandom } from '../data/random';
 import { readRsnaDataset } from '../data/rsna';
 import { countProblems, type Sample } from '../data/samples';
 import { readReferenceCsv, splitByStudy, writeReferenceCsv, type Splits } from '../data/splits';
 import { ensureSyntheticDataset } from '../data/synthetic';
 import { computeMetrics, type Metrics } from '../report/metrics';
+import type { EpochRecord, SelectionMetric } from '../train/fit';
 import {
   normalizeFlagSpelling,
   parseBoolean,
@@ -66,6 +67,8 @@ export interface TrainOptions {
   scaling: 'minmax' | 'percentile';
   syntheticStudies: number;
   skipBadSamples: boolean;
+  selectBy: SelectionMetric;
+  resume: boolean;
   json: boolean;
 }
 
@@ -90,21 +93,13 @@ export type TrainEvent =
       loss: number;
       samplesPerSecond: number;
     }
-  | {
-      event: 'epoch';
-      model: string;
-      epoch: number;
-      trainLoss: number;
-      valLoss: number | null;
-      valAccuracy: number;
-      valMacroF1: number;
-      valScore: number;
-      seconds: number;
-    }
-  | { event: 'checkpoint'; model: string; kind: 'best' | 'last'; path: string; epoch: number }
+  | ({ event: 'epoch'; model: string } & EpochRecord)
+  | { event: 'checkpoint'; model: string; kind: 'best' | 'last' | 'resume'; path: string; epoch: number }
   | { event: 'model-end'; model: string; val: Metrics; test: Metrics; seconds: number }
   | { event: 'model-failed'; model: string; code: string; message: string }
   | { event: 'warning'; model: string; message: string }
+  | { event: 'resumed'; model: string; epoch: number; step: number }
+  | { event: 'interrupted'; model: string; epoch: number; step: number; path: string }
   | { event: 'end'; output: string; models: number; failed: number };
 
 class Reporter {
@@ -167,40 +162,6 @@ function ensureQuickBackbone(modelsDir: string, log: (line: string) => void): vo
   }
 }
 
-async function evaluateSplit(
-  trainer: Trainer,
-  samples: readonly Sample[],
-  cache: SampleCache,
-  pipeline: PipelineOptions,
-  options: TrainOptions,
-): Promise<{ metrics: Metrics; probabilities: Float32Array; samples: Sample[]; loss: number | null }> {
-  const kept: Sample[] = [];
-  const chunks: Float32Array[] = [];
-  let lossSum = 0;
-  let lossCount = 0;
-  for await (const { batch, samples: batchSamples } of batches(samples, cache, pipeline, {
-    batchSize: options.batchSize,
-    train: false,
-    skipBadSamples: options.skipBadSamples,
-  })) {
-    const { probabilities, loss } = await trainer.evaluate(batch);
-    chunks.push(probabilities);
-    kept.push(...batchSamples);
-    if (loss !== null) {
-      lossSum += loss * batchSamples.length;
-      lossCount += batchSamples.length;
-    }
-  }
-  const probabilities = new Float32Array(kept.length * 3);
-  chunks.reduce((offset, chunk) => (probabilities.set(chunk, offset), offset + chunk.length), 0);
-  const metrics = computeMetrics(
-    probabilities,
-    kept.map((s) => s.label as number),
-    kept.map((s) => s.studyId),
-  );
-  return { metrics, probabilities, samples: kept, loss: lossCount ? lossSum / lossCount : null };
-}
-
 function predictionsCsv(samples: readonly Sample[], probabilities: Float32Array): string {
   const lines = ['row_id,study_id,level,label,normal_mild,moderate,severe,predicted'];
   samples.forEach((s, i) => {
@@ -256,7 +217,8 @@ async function trainModel(
   splits: Splits,
   options: TrainOptions,
   reporter: Reporter,
-): Promise<{ val: Metrics; test: Metrics }> {
+  signal: AbortSignal,
+): Promise<{ val: Metrics; test: Metrics } | null> {
   const started = Date.now();
   const slug = modelSlug(model);
   const backbone = await Backbone.load(model, {
@@ -280,16 +242,17 @@ async function trainModel(
     weightDecay: options.weightDecay,
     trainingLabels: splits.train.map((s) => s.label as number),
   });
+  const trainable = await classifier.parameterCount(true);
   reporter.emit(
     {
       event: 'model-start',
       model,
       featureDim: backbone.featureDim,
       trainableTensors: trainer.trainableNames.length,
-      trainableParameters: await classifier.parameterCount(true),
+      trainableParameters: trainable,
     },
     `\n== ${slug}: ${backbone.metadata.architecture}, ${backbone.featureDim} features, input ${backbone.inputSize} px, ` +
-      `${unfrozen.length} backbone tensors unfrozen, ${(await classifier.parameterCount(true)).toLocaleString('en-US')} trainable parameters` +
+      `${unfrozen.length} backbone tensors unfrozen, ${trainable.toLocaleString('en-US')} trainable parameters` +
       (backbone.metadata.pretrained
         ? ''
         : ' (RANDOM backbone weights: export with --pretrained for real use)'),
@@ -307,88 +270,76 @@ async function trainModel(
     flipProbability: options.flip,
     rotationDegrees: options.rotation,
   };
-  const cache = new SampleCache(pipeline);
-  const rng = new SeededRandom(options.seed);
-  const modelsOut = path.join(options.output, 'trained_models');
+  const checkpointDir = path.join(options.output, 'trained_models');
   const resultsOut = path.join(options.output, 'results');
-  fs.mkdirSync(modelsOut, { recursive: true });
-  fs.mkdirSync(resultsOut, { recursive: true });
-  const history: Record<string, unknown>[] = [];
-  let best = { f1: -1, epoch: 0 };
-  const steps = Math.ceil(splits.train.length / options.batchSize);
-  for (let epoch = 1; epoch <= options.numEpochs; epoch++) {
-    const epochStart = Date.now();
-    let seen = 0;
-    let lossSum = 0;
-    let step = 0;
-    for await (const { batch, samples } of batches(splits.train, cache, pipeline, {
-      batchSize: options.batchSize,
-      train: true,
-      rng,
-      skipBadSamples: options.skipBadSamples,
-    })) {
-      const loss = await trainer.trainStep(batch);
-      step++;
-      seen += samples.length;
-      lossSum += loss * samples.length;
-      const elapsed = (Date.now() - epochStart) / 1000;
-      const rate = seen / Math.max(elapsed, 1e-3);
-      reporter.progress(
-        { event: 'step', model, epoch, step, steps, loss, samplesPerSecond: rate },
-        (splits.train.length - seen) / rate,
-      );
-    }
-    const val = await evaluateSplit(trainer, splits.val, cache, pipeline, options);
-    const seconds = (Date.now() - epochStart) / 1000;
-    const trainLoss = lossSum / Math.max(seen, 1);
-    history.push({
-      epoch,
-      trainLoss,
-      valLoss: val.loss,
-      valAccuracy: val.metrics.accuracy,
-      valMacroF1: val.metrics.macro.f1,
-      valScore: val.metrics.score.total,
-      seconds,
-    });
-    reporter.emit(
-      {
-        event: 'epoch',
-        model,
-        epoch,
-        trainLoss,
-        valLoss: val.loss,
-        valAccuracy: val.metrics.accuracy,
-        valMacroF1: val.metrics.macro.f1,
-        valScore: val.metrics.score.total,
-        seconds,
-      },
-      `epoch ${epoch}/${options.numEpochs}  train loss ${trainLoss.toFixed(4)}  val loss ${val.loss?.toFixed(4)}  ` +
-        `val acc ${val.metrics.accuracy.toFixed(3)}  val macro F1 ${val.metrics.macro.f1.toFixed(3)}  ` +
-        `val score ${val.metrics.score.total.toFixed(4)}  (${seconds.toFixed(1)} s, ${(seen / seconds).toFixed(1)} samples/s)`,
-    );
-    const lastPath = path.join(modelsOut, `${slug}_last.ckpt`);
-    await trainer.save(lastPath, { epoch, model, valMacroF1: val.metrics.macro.f1, history });
-    if (val.metrics.macro.f1 > best.f1) {
-      best = { f1: val.metrics.macro.f1, epoch };
-      const bestPath = path.join(modelsOut, `${slug}_best.ckpt`);
-      await trainer.save(bestPath, {
-        epoch,
-        model,
-        valMacroF1: val.metrics.macro.f1,
-        history,
-        selectedBy: 'val macro F1',
-      });
-      reporter.emit({ event: 'checkpoint', model, kind: 'best', path: bestPath, epoch });
-    }
-  }
-  await trainer.load(path.join(modelsOut, `${slug}_best.ckpt`));
+  const fitted = await trainer.fit({
+    train: splits.train,
+    val: splits.val,
+    pipeline,
+    epochs: options.numEpochs,
+    batchSize: options.batchSize,
+    seed: options.seed,
+    checkpointDir,
+    name: slug,
+    selectBy: options.selectBy,
+    skipBadSamples: options.skipBadSamples,
+    signal,
+    resume: options.resume,
+    metadata: { model, backbonePath: backbone.path, command: 'train', options: { ...options } },
+    onEvent: (event) => {
+      if (event.type === 'step') {
+        reporter.progress(
+          {
+            event: 'step',
+            model,
+            epoch: event.epoch,
+            step: event.step,
+            steps: event.steps,
+            loss: event.loss,
+            samplesPerSecond: event.samplesPerSecond,
+          },
+          event.etaSeconds,
+        );
+      } else if (event.type === 'epoch') {
+        const r = event.record;
+        reporter.emit(
+          { event: 'epoch', model, ...r },
+          `epoch ${r.epoch}/${options.numEpochs}  train loss ${r.trainLoss.toFixed(4)}  val loss ${r.valLoss?.toFixed(4)}  ` +
+            `val acc ${r.valAccuracy.toFixed(3)}  val macro F1 ${r.valMacroF1.toFixed(3)}  val score ${r.valScore.toFixed(4)}  ` +
+            `(${r.seconds.toFixed(1)} s, ${r.samplesPerSecond.toFixed(1)} samples/s)`,
+        );
+      } else if (event.type === 'checkpoint') {
+        reporter.emit({ event: 'checkpoint', model, kind: event.kind, path: event.path, epoch: event.epoch });
+      } else if (event.type === 'resumed') {
+        reporter.emit(
+          { event: 'resumed', model, epoch: event.epoch, step: event.step },
+          `resuming ${slug} at epoch ${event.epoch}, step ${event.step}`,
+        );
+      } else if (event.type === 'interrupted') {
+        reporter.emit(
+          { event: 'interrupted', model, epoch: event.epoch, step: event.step, path: event.path },
+          `interrupted: state saved to ${event.path}; run the same command with --resume to continue`,
+        );
+      }
+    },
+  });
+  writeFileAtomic(
+    path.join(resultsOut, `${slug}_history.json`),
+    JSON.stringify(fitted.history, null, 2) + '\n',
+  );
+  if (fitted.interrupted) return null;
+  await trainer.load(fitted.bestPath);
   const results: Record<string, Metrics> = {};
   for (const split of ['val', 'test'] as const) {
-    const evaluated = await evaluateSplit(trainer, splits[split], cache, pipeline, options);
+    const evaluated = await trainer.evaluateSamples(splits[split], fitted.cache, pipeline, options);
     results[split] = evaluated.metrics;
     writeFileAtomic(
       path.join(resultsOut, `${slug}_${split}_metrics.json`),
-      JSON.stringify({ model, split, bestEpoch: best.epoch, ...evaluated.metrics }, null, 2) + '\n',
+      JSON.stringify(
+        { model, split, bestEpoch: fitted.bestEpoch, selectedBy: options.selectBy, ...evaluated.metrics },
+        null,
+        2,
+      ) + '\n',
     );
     writeFileAtomic(
       path.join(resultsOut, `${slug}_${split}_metrics.csv`),
@@ -399,11 +350,10 @@ async function trainModel(
       predictionsCsv(evaluated.samples, evaluated.probabilities),
     );
   }
-  writeFileAtomic(path.join(resultsOut, `${slug}_history.json`), JSON.stringify(history, null, 2) + '\n');
   const seconds = (Date.now() - started) / 1000;
   reporter.emit(
     { event: 'model-end', model, val: results.val, test: results.test, seconds },
-    `best epoch ${best.epoch} (val macro F1): test accuracy ${results.test.accuracy.toFixed(3)}, test macro F1 ` +
+    `best epoch ${fitted.bestEpoch} (validation ${options.selectBy}): test accuracy ${results.test.accuracy.toFixed(3)}, test macro F1 ` +
       `${results.test.macro.f1.toFixed(3)}, test score ${results.test.score.total.toFixed(4)}  (${seconds.toFixed(0)} s)`,
   );
   return { val: results.val, test: results.test };
@@ -511,6 +461,15 @@ export function buildCommand(): Command {
       QUICK_PRESET.syntheticStudies,
     )
     .option('--skip-bad-samples', 'skip unreadable images (reported) instead of stopping', false)
+    .addOption(
+      new Option(
+        '--select-by <metric>',
+        'validation metric that picks the best checkpoint (score: lower is better)',
+      )
+        .choices(['macroF1', 'score'])
+        .default('macroF1'),
+    )
+    .option('--resume', 'continue an interrupted run (Ctrl-C saves its state) in the same --output', false)
     .option(
       '--json',
       'print JSON-lines events (types: TrainEvent in lib/cli/train.ts) instead of text',
@@ -611,28 +570,47 @@ export async function main(argv: readonly string[]): Promise<number> {
     );
     const summary: string[] = ['model,split,accuracy,macro_f1,weighted_f1,score,status'];
     let failed = 0;
-    for (const model of options.models) {
-      try {
-        const { val, test } = await trainModel(model, splits, options, reporter);
-        for (const [split, m] of [
-          ['val', val],
-          ['test', test],
-        ] as const) {
-          summary.push(
-            [modelSlug(model), split, m.accuracy, m.macro.f1, m.weighted.f1, m.score.total, 'ok'].join(','),
+    // Ctrl-C: finish the current step, save a resumable checkpoint, exit; a second Ctrl-C exits at once.
+    const controller = new AbortController();
+    const onSigint = () => {
+      if (controller.signal.aborted) process.exit(130);
+      controller.abort();
+      reporter.clearProgress();
+      process.stderr.write('\nstopping after the current step (Ctrl-C again to quit at once)\n');
+    };
+    process.on('SIGINT', onSigint);
+    let interrupted = false;
+    try {
+      for (const model of options.models) {
+        try {
+          const result = await trainModel(model, splits, options, reporter, controller.signal);
+          if (!result) {
+            interrupted = true;
+            break;
+          }
+          for (const [split, m] of [
+            ['val', result.val],
+            ['test', result.test],
+          ] as const) {
+            summary.push(
+              [modelSlug(model), split, m.accuracy, m.macro.f1, m.weighted.f1, m.score.total, 'ok'].join(','),
+            );
+          }
+        } catch (error) {
+          failed++;
+          reporter.clearProgress();
+          const err = error as { code?: string; message?: string };
+          reporter.emit(
+            { event: 'model-failed', model, code: err.code ?? 'ERR', message: err.message ?? String(error) },
+            `model ${model} failed: ${err.message ?? String(error)}`,
           );
+          summary.push([modelSlug(model), '', '', '', '', '', `failed: ${err.code ?? 'error'}`].join(','));
         }
-      } catch (error) {
-        failed++;
-        reporter.clearProgress();
-        const err = error as { code?: string; message?: string };
-        reporter.emit(
-          { event: 'model-failed', model, code: err.code ?? 'ERR', message: err.message ?? String(error) },
-          `model ${model} failed: ${err.message ?? String(error)}`,
-        );
-        summary.push([modelSlug(model), '', '', '', '', '', `failed: ${err.code ?? 'error'}`].join(','));
       }
+    } finally {
+      process.removeListener('SIGINT', onSigint);
     }
+    if (interrupted) return 130;
     summary.push(
       ...['majority', 'stratified_random'].map((name) => {
         const m = name === 'majority' ? base.majority : base.stratified;

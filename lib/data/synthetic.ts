@@ -11,6 +11,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { checkInteger, checkKnownKeys, invalidArgument, isPlainObject, StenosisError } from '../errors';
 import { LEVELS, SEVERITIES, type Severity } from '../model/levels';
 
@@ -311,6 +312,11 @@ interface Anatomy {
   originY: number;
   originZ: number;
   fieldStrength: string;
+  // curve() and canalWidth() sampled every quarter pixel from tableStart: the renderer needs both at every
+  // pixel, and both are smooth enough for linear interpolation.
+  tableStart: number;
+  curveTable: Float64Array;
+  widthTable: Float64Array;
 }
 
 function sampleAnatomy(rng: Rng, size: number, canal: number[]): Anatomy {
@@ -383,6 +389,9 @@ function sampleAnatomy(rng: Rng, size: number, canal: number[]): Anatomy {
     originY: 0,
     originZ: rng.uniform(-40, 40),
     fieldStrength: rng.chance(0.6) ? '1.5' : '3',
+    tableStart: -2 * size,
+    curveTable: new Float64Array(16 * size + 2),
+    widthTable: new Float64Array(16 * size + 2),
   };
   const tilt = (rng.uniform(12, 28) * Math.PI) / 180;
   anatomy.spinousCos = Math.cos(tilt);
@@ -397,6 +406,10 @@ function sampleAnatomy(rng: Rng, size: number, canal: number[]): Anatomy {
   for (let k = 0; k < VERTEBRAE; k++) {
     anatomy.topSlope[k] = curveSlope(anatomy, top[k]) + (k === SACRUM ? rng.uniform(0.15, 0.35) : 0);
     anatomy.bottomSlope[k] = curveSlope(anatomy, bottom[k]);
+  }
+  for (let i = 0; i < anatomy.curveTable.length; i++) {
+    anatomy.curveTable[i] = curve(anatomy, anatomy.tableStart + i / 4);
+    anatomy.widthTable[i] = canalWidth(anatomy, anatomy.tableStart + i / 4);
   }
   for (let d = 0; d < VERTEBRAE - 1; d++) {
     const level = d - FIRST_LUMBAR;
@@ -428,6 +441,13 @@ function curveSlope(a: Anatomy, u: number): number {
 /** Normal canal width (before narrowing) at u: slowly varying along the spine. */
 function canalWidth(a: Anatomy, u: number): number {
   return a.canal * (1 + 0.05 * Math.sin(u / a.height + a.canalPhase));
+}
+
+/** Linear interpolation in one of an anatomy's quarter-pixel tables. */
+function lookup(a: Anatomy, table: Float64Array, u: number): number {
+  const t = Math.min(Math.max((u - a.tableStart) * 4, 0), table.length - 2);
+  const i = Math.floor(t);
+  return table[i] + (table[i + 1] - table[i]) * (t - i);
 }
 
 /** Along-spine position of disc d's mid-plane at posterior offset v. */
@@ -562,6 +582,11 @@ function roundedBox(x: number, y: number, halfX: number, halfY: number, radius: 
   return outside + Math.min(Math.max(qx, qy), 0) - radius;
 }
 
+/** Euclidean norm of (x, y); Math.hypot is several times slower in the per-pixel loops. */
+function norm(x: number, y: number): number {
+  return Math.sqrt(x * x + y * y);
+}
+
 function clamp01(x: number): number {
   return x < 0 ? 0 : x > 1 ? 1 : x;
 }
@@ -616,9 +641,9 @@ function renderSagittal(
       const dx = X - a.cx;
       const dy = Y - a.cy;
       const u = -a.sinT * dx + a.cosT * dy;
-      const v = a.cosT * dx + a.sinT * dy - curve(a, u);
+      const v = a.cosT * dx + a.sinT * dy - lookup(a, a.curveTable, u);
       const texture = fine[index];
-      const width = canalWidth(a, u);
+      const width = lookup(a, a.widthTable, u);
       const posterior = a.gap + width + a.flavum;
 
       // Soft tissue: abdomen in front, muscle and interspinous ligaments behind, then fat, skin and air.
@@ -658,8 +683,9 @@ function renderSagittal(
 
       // Aorta: a flow void in front of the vertebral bodies, down to its bifurcation at L4.
       if (aorta > 0 && v < front + 1) {
-        const inside =
-          cover(Math.abs(v - front + aortaRadius) - aortaRadius) * cover(u - a.top[6] - 0.4 * a.height);
+        // It fades out over half a vertebra where it divides into the iliac arteries.
+        const end = clamp01((a.top[6] + 0.7 * a.height - u) / (0.6 * a.height));
+        const inside = cover(Math.abs(v - front + aortaRadius) - aortaRadius * (0.6 + 0.4 * end)) * end;
         I += (P.aorta - I) * inside * aorta;
       }
 
@@ -723,7 +749,7 @@ function renderSagittal(
           // Lateral slices: a foramen of fat with its exiting root under each pedicle.
           const above = u < a.top[k] + 0.3 * (a.bottom[k] - a.top[k]) ? k - 1 : k;
           const rootU = above >= 0 ? a.top[above] + 0.75 * (a.bottom[above] - a.top[above]) : -1e9;
-          const nerve = Math.hypot((u - rootU) / 1.4, v - 0.45 * posterior) - 0.1 * a.depth[5];
+          const nerve = norm((u - rootU) / 1.4, v - 0.45 * posterior) - 0.1 * a.depth[5];
           let lateral = P.fat * (1 + 0.08 * texture);
           lateral += (P.nerve - lateral) * cover(nerve);
           zone += (lateral - zone) * pedicle;
@@ -740,7 +766,7 @@ function renderSagittal(
         if (u > upper - 2 && u < lower + 2) {
           const distance = Math.max(upper - u, u - lower, -discDepth - 0.8 - v, v - a.gap + 0.6);
           const height = lower - upper;
-          const nucleus = Math.hypot(
+          const nucleus = norm(
             (u - discMid) / (0.36 * height + 0.3),
             (v + 0.5 * discDepth) / (0.36 * discDepth),
           );
@@ -813,28 +839,27 @@ function renderAxial(palette: Palette, ratio: number, size: number, rng: Rng): F
       const x = i - cx;
       const y = j - s * 0.5;
       const texture = fine[index];
-      const outline = Math.hypot(x / (0.47 * s), y / (0.36 * s)) - 1;
+      const outline = norm(x / (0.47 * s), y / (0.36 * s)) - 1;
       let I = outline > -0.08 ? P.fat : P.muscle * (1 + 0.15 * texture);
       if (j < bodyY - 0.05 * s && outline < -0.08) I = P.abdomen * (1 + 0.3 * texture);
       // Psoas muscles beside the disc, paraspinal muscles behind the arch.
       for (const side of [-1, 1]) {
-        const psoas = Math.hypot((x - side * 0.25 * s) / (0.08 * s), (j - bodyY) / (0.09 * s)) - 1;
+        const psoas = norm((x - side * 0.25 * s) / (0.08 * s), (j - bodyY) / (0.09 * s)) - 1;
         I += (P.muscle - I) * clamp01(-psoas * 6);
-        const paraspinal =
-          Math.hypot((x - side * 0.12 * s) / (0.1 * s), (j - canalY - 0.17 * s) / (0.1 * s)) - 1;
+        const paraspinal = norm((x - side * 0.12 * s) / (0.1 * s), (j - canalY - 0.17 * s) / (0.1 * s)) - 1;
         I += (P.muscle * (1 + 0.15 * texture) - I) * clamp01(-paraspinal * 6);
       }
-      const disc = Math.hypot(x / bodyHalfX, (j - bodyY) / bodyHalfY) - 1;
-      const nucleus = Math.hypot(x / (0.55 * bodyHalfX), (j - bodyY) / (0.5 * bodyHalfY)) - 1;
+      const disc = norm(x / bodyHalfX, (j - bodyY) / bodyHalfY) - 1;
+      const nucleus = norm(x / (0.55 * bodyHalfX), (j - bodyY) / (0.5 * bodyHalfY)) - 1;
       I += (P.annulus - I) * clamp01(-disc * 8);
       I += (P.nucleusBase + P.nucleusScale * 0.7 - I) * clamp01(-nucleus * 4);
       // Neural arch: lamina around the canal and the spinous process behind it.
-      const arch = Math.hypot(x / (0.16 * s), (j - canalY) / (0.11 * s)) - 1;
+      const arch = norm(x / (0.16 * s), (j - canalY) / (0.11 * s)) - 1;
       const archBand = Math.abs(arch + 0.05) - 0.18;
       if (j > canalY - 0.02 * s) I += (P.marrow - I) * clamp01(-archBand * 10);
       const spine = Math.max(Math.abs(x) - 0.02 * s, Math.abs(j - canalY - 0.18 * s) - 0.1 * s);
       I += (P.marrow - I) * cover(spine);
-      const canal = Math.hypot(x / (0.09 * s), (j - canalY) / Math.max((canalDepth * ratio) / 2, 0.5)) - 1;
+      const canal = norm(x / (0.09 * s), (j - canalY) / Math.max((canalDepth * ratio) / 2, 0.5)) - 1;
       I += (P.csf - I) * clamp01(-canal * 6);
       if (outline > 0) I *= clamp01(1 - outline * 40);
       out[index] = I;
@@ -967,7 +992,7 @@ interface StudyPlan {
 }
 
 interface StudyOutput {
-  files: { relative: string; data: Buffer }[];
+  files: { relative: string; data: Uint8Array }[];
   labels: StudyLabels;
   t2SeriesId: number;
   annotatedInstance: number;
@@ -1096,6 +1121,132 @@ function renderStudy(plan: StudyPlan, seedWords: number[], size: number): StudyO
   return { files, labels, t2SeriesId: bySeries.get(T2)!.id, annotatedInstance, points };
 }
 
+const WORKER_KIND = 'lumbar-stenosis synthetic renderer';
+
+interface StudyJob {
+  plan: StudyPlan;
+  seedWords: number[];
+  size: number;
+}
+
+/**
+ * Render worker threads: $STENOSIS_SYNTHETIC_THREADS when set (0 renders in this thread), else one per core
+ * up to 4 when there are several cores. Every study has its own random streams, so the files do not depend
+ * on the thread count.
+ */
+function renderThreads(studies: number): number {
+  const fromEnv = process.env.STENOSIS_SYNTHETIC_THREADS;
+  if (fromEnv !== undefined && fromEnv !== '') {
+    return checkInteger(Number(fromEnv), 'STENOSIS_SYNTHETIC_THREADS', 0, 64);
+  }
+  const threads = Math.min(4, os.availableParallelism(), Math.ceil(studies / 4));
+  // Loaded from TypeScript source (ts-jest), this thread runs inside a vm context where V8 does not optimise
+  // Math-heavy loops (tens of times slower): a worker renders outside it even on one core.
+  if (__filename.endsWith('.ts')) return Math.max(threads, 1);
+  return threads > 1 ? threads : 0;
+}
+
+/**
+ * A worker thread running this module: the compiled file itself, or, from TypeScript source, a script that
+ * first makes require() transpile .ts files with the typescript package (a development dependency, present
+ * wherever the source is run directly). Undefined when neither is possible.
+ */
+function startWorker(): Worker | undefined {
+  const workerData = { kind: WORKER_KIND };
+  if (__filename.endsWith('.js')) return new Worker(__filename, { workerData });
+  let typescript: string;
+  try {
+    typescript = require.resolve('typescript');
+  } catch {
+    return undefined;
+  }
+  const source = `
+    const fs = require('node:fs');
+    const ts = require(${JSON.stringify(typescript)});
+    require.extensions['.ts'] = (module, filename) => {
+      const { outputText } = ts.transpileModule(fs.readFileSync(filename, 'utf8'), {
+        fileName: filename,
+        compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true },
+      });
+      module._compile(outputText, filename);
+    };
+    require(${JSON.stringify(__filename)});
+  `;
+  return new Worker(source, { eval: true, workerData });
+}
+
+/** Renders every study, in worker threads where worthwhile, handing each to `done` (at most one per thread at a time). */
+async function renderStudies(
+  plans: StudyPlan[],
+  seedWords: number[],
+  size: number,
+  done: (position: number, study: StudyOutput) => Promise<void>,
+): Promise<void> {
+  const threads = renderThreads(plans.length);
+  const workers: Worker[] = [];
+  for (let i = 0; i < threads; i++) {
+    const worker = startWorker();
+    if (!worker) break;
+    // Errors reach the pending render's listener; this one keeps an idle thread's failure from throwing.
+    worker.on('error', () => {});
+    workers.push(worker);
+  }
+  if (workers.length === 0) {
+    for (let position = 0; position < plans.length; position++) {
+      await done(position, renderStudy(plans[position], seedWords, size));
+    }
+    return;
+  }
+  let next = 0;
+  const render = (worker: Worker, job: StudyJob) =>
+    new Promise<StudyOutput>((resolve, reject) => {
+      const settle = () => {
+        worker.off('message', onMessage);
+        worker.off('error', onError);
+        worker.off('exit', onExit);
+      };
+      const onMessage = (output: StudyOutput) => {
+        settle();
+        resolve(output);
+      };
+      const onError = (error: Error) => {
+        settle();
+        reject(error);
+      };
+      const onExit = (code: number) => {
+        settle();
+        reject(
+          new StenosisError(
+            'ERR_SYNTHETIC_WORKER',
+            `A synthetic-data render thread exited with code ${code}`,
+          ),
+        );
+      };
+      worker.on('message', onMessage);
+      worker.on('error', onError);
+      worker.on('exit', onExit);
+      worker.postMessage(job);
+    });
+  try {
+    await Promise.all(
+      workers.map(async (worker) => {
+        while (next < plans.length) {
+          const position = next++;
+          await done(position, await render(worker, { plan: plans[position], seedWords, size }));
+        }
+      }),
+    );
+  } finally {
+    await Promise.all(workers.map((worker) => worker.terminate()));
+  }
+}
+
+// In a render thread: render the studies the main thread sends, one message per study.
+if (!isMainThread && parentPort && (workerData as { kind?: unknown } | null)?.kind === WORKER_KIND) {
+  const port = parentPort;
+  port.on('message', (job: StudyJob) => port.postMessage(renderStudy(job.plan, job.seedWords, job.size)));
+}
+
 function checkOptions(options: SyntheticOptions | undefined, name: string): Required<SyntheticOptions> {
   if (options === undefined) options = {};
   if (!isPlainObject(options)) throw invalidArgument('an options object', name, options);
@@ -1179,16 +1330,26 @@ export async function generateSyntheticDataset(
   let files = 0;
   let bytes = 0;
 
-  for (const plan of plans) {
-    const study = renderStudy(plan, seedWords, imageSize);
-    const folders = new Set(study.files.map((file) => path.dirname(path.join(images, file.relative))));
-    for (const dir of folders) fs.mkdirSync(dir, { recursive: true });
-    await Promise.all(
-      study.files.map((file) => fs.promises.writeFile(path.join(images, file.relative), file.data)),
-    );
-    files += study.files.length;
-    for (const file of study.files) bytes += file.data.length;
+  const outputs: StudyOutput[] = new Array(plans.length);
+  try {
+    await renderStudies(plans, seedWords, imageSize, async (position, study) => {
+      const folders = new Set(study.files.map((file) => path.dirname(path.join(images, file.relative))));
+      for (const dir of folders) fs.mkdirSync(dir, { recursive: true });
+      await Promise.all(
+        study.files.map((file) => fs.promises.writeFile(path.join(images, file.relative), file.data)),
+      );
+      files += study.files.length;
+      for (const file of study.files) bytes += file.data.length;
+      // Keep what the CSVs need, not the pixels.
+      outputs[position] = { ...study, files: [] };
+    });
+  } catch (error) {
+    fs.rmSync(images, { recursive: true, force: true });
+    throw error;
+  }
 
+  plans.forEach((plan, position) => {
+    const study = outputs[position];
     const cells = study.labels.cells;
     train.push([plan.studyId, ...cells.flatMap((row) => row.map((s) => (s < 0 ? '' : RSNA_SEVERITY[s])))]);
     LEVELS.forEach((level, l) => {
@@ -1207,7 +1368,7 @@ export async function generateSyntheticDataset(
       ]);
     });
     for (const series of plan.series) descriptions.push([plan.studyId, series.id, series.description]);
-  }
+  });
 
   for (const [name, rows] of [
     ['train.csv', train],

@@ -94,6 +94,8 @@ export interface NativeBaseOptions {
 }
 
 export interface NativeAddon {
+  getRngState(): Promise<Uint8Array>;
+  setRngState(state: Uint8Array): Promise<void>;
   prepareBase(
     pixels: Float32Array,
     rows: number,

@@ -14,6 +14,9 @@ import { LEVELS, SEVERITIES } from '../model/levels';
 import { checkBatch, type ImageBatch } from '../model/tensors';
 import { versions } from '../runtime';
 import { classWeightsFromLabels } from './class-weights';
+import { evaluateSamples, fit, type EvaluationResult, type FitOptions, type FitResult } from './fit';
+import type { SampleCache, PipelineOptions } from '../data/loader';
+import type { Sample } from '../data/samples';
 
 export interface TrainerOptions {
   /** AdamW learning rate; default 1e-4. */
@@ -207,6 +210,24 @@ export class Trainer {
     if (learningRate === 0) throw invalidArgument('a positive number', 'learningRate', 0);
     await native(this.native.setLearningRate(learningRate));
     this.currentLearningRate = learningRate;
+  }
+
+  /**
+   * Trains over epochs of DICOM samples: seeded shuffles and augmentation, validation after each epoch, best
+   * and last checkpoints, progress as typed events, cancellable through an AbortSignal (then resumable).
+   */
+  async fit(options: FitOptions): Promise<FitResult> {
+    return fit(this, options);
+  }
+
+  /** Probabilities and metrics of labelled samples (eval mode, no augmentation). */
+  async evaluateSamples(
+    samples: readonly Sample[],
+    cache: SampleCache,
+    pipeline: PipelineOptions,
+    options: { batchSize: number; skipBadSamples?: boolean },
+  ): Promise<EvaluationResult> {
+    return evaluateSamples(this, samples, cache, pipeline, options);
   }
 
   /** The metadata a checkpoint of this trainer records. */

@@ -1,6 +1,9 @@
 // Entry point of the addon: async factories for the wrapped core objects and process-wide settings.
+#include <ATen/CPUGeneratorImpl.h>
 #include <napi.h>
 #include <torch/torch.h>
+
+#include <mutex>
 
 #include "binding/common.h"
 #include "binding/preprocess_binding.h"
@@ -139,6 +142,48 @@ Napi::Value CudaDeviceCountJs(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), OnEngine<int>([] { return CudaAvailable() ? CudaDeviceCount() : 0; }));
 }
 
+// The CPU generator's state (dropout, random init): saved with a resumable checkpoint so that a resumed run
+// draws the same numbers as an uninterrupted one.
+Napi::Value GetRngState(const Napi::CallbackInfo& info) {
+  return Schedule<std::vector<uint8_t>>(
+      info.Env(),
+      [] {
+        at::Generator generator = at::detail::getDefaultCPUGenerator();
+        std::lock_guard<std::mutex> lock(generator.mutex());
+        at::Tensor state = generator.get_state().contiguous();
+        const auto* bytes = state.data_ptr<uint8_t>();
+        return std::vector<uint8_t>(bytes, bytes + state.numel());
+      },
+      [](Napi::Env env, std::vector<uint8_t>& bytes) -> Napi::Value {
+        Napi::Uint8Array out = Napi::Uint8Array::New(env, bytes.size());
+        std::copy(bytes.begin(), bytes.end(), out.Data());
+        return out;
+      });
+}
+
+Napi::Value SetRngState(const Napi::CallbackInfo& info) {
+  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    throw MakeError(info.Env(), "ERR_INVALID_ARG", "state must be a Uint8Array");
+  }
+  Napi::Uint8Array array = info[0].As<Napi::Uint8Array>();
+  at::Tensor state = torch::empty({static_cast<int64_t>(array.ElementLength())}, torch::kUInt8);
+  std::copy(array.Data(), array.Data() + array.ElementLength(), state.data_ptr<uint8_t>());
+  return Schedule<Unit>(
+      info.Env(),
+      [state] {
+        at::Generator generator = at::detail::getDefaultCPUGenerator();
+        std::lock_guard<std::mutex> lock(generator.mutex());
+        try {
+          generator.set_state(state);
+        } catch (const std::exception& e) {
+          throw Error("ERR_CHECKPOINT",
+                      "the saved random generator state is not valid: " + DescribeException(e));
+        }
+        return Unit{};
+      },
+      Undefined);
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData();
   data->backbone = Napi::Persistent(BackboneWrap::Define(env));
@@ -152,6 +197,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads));
   exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads));
   exports.Set("cudaDeviceCount", Napi::Function::New(env, CudaDeviceCountJs));
+  exports.Set("getRngState", Napi::Function::New(env, GetRngState));
+  exports.Set("setRngState", Napi::Function::New(env, SetRngState));
   RegisterPreprocessing(env, exports);
   Napi::Object versions = Napi::Object::New(env);
   versions.Set("torch", TORCH_VERSION);

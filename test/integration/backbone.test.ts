@@ -82,7 +82,7 @@ describe('Backbone', () => {
     await expectCode(
       Backbone.load(spatial),
       'ERR_MODEL_FILE',
-      /returned a tensor of shape \[1, 4, 62, 62\]; expected \[batch, features\]/,
+      /returned a tensor of shape \[1, 4, 222, 222\]; expected \[batch, features\]/,
     );
     await expectCode(
       Backbone.load('nosuchnet', { modelsDir: dir }),

@@ -1,0 +1,298 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { native, StenosisError } from '../errors';
+import { loadAddon } from '../native/loader';
+import { batches, SampleCache, type PipelineOptions } from '../data/loader';
+import { SeededRandom } from '../data/random';
+import type { Sample } from '../data/samples';
+import { computeMetrics, type Metrics } from '../report/metrics';
+import type { Trainer } from './trainer';
+
+/** One epoch's figures. */
+export interface EpochRecord {
+  epoch: number;
+  trainLoss: number;
+  valLoss: number | null;
+  valAccuracy: number;
+  valMacroF1: number;
+  valScore: number;
+  seconds: number;
+  samplesPerSecond: number;
+}
+
+/** Progress of fit(), as typed events. */
+export type FitEvent =
+  | { type: 'epoch-start'; epoch: number; epochs: number; steps: number }
+  | {
+      type: 'step';
+      epoch: number;
+      step: number;
+      steps: number;
+      loss: number;
+      samplesPerSecond: number;
+      etaSeconds: number;
+    }
+  | { type: 'epoch'; record: EpochRecord }
+  | { type: 'checkpoint'; kind: 'best' | 'last' | 'resume'; path: string; epoch: number }
+  | { type: 'resumed'; epoch: number; step: number; path: string }
+  | { type: 'interrupted'; epoch: number; step: number; path: string };
+
+/** Which validation figure picks the best checkpoint. */
+export type SelectionMetric = 'macroF1' | 'score';
+
+export interface FitOptions {
+  train: readonly Sample[];
+  val: readonly Sample[];
+  pipeline: PipelineOptions;
+  epochs: number;
+  batchSize: number;
+  /** Seed of the shuffles and augmentation draws. */
+  seed: number;
+  /** Folder of <name>_best.ckpt, <name>_last.ckpt and, after an interruption, <name>_resume.ckpt. */
+  checkpointDir: string;
+  name: string;
+  /** Best checkpoint by validation macro F1 (higher is better, the default) or competition score (lower). */
+  selectBy?: SelectionMetric;
+  skipBadSamples?: boolean;
+  /** Aborting finishes the current step, saves <name>_resume.ckpt and returns with interrupted set. */
+  signal?: AbortSignal;
+  /** Continue from <name>_resume.ckpt when it exists. */
+  resume?: boolean;
+  /** Extra fields recorded in every checkpoint's metadata. */
+  metadata?: Record<string, unknown>;
+  onEvent?: (event: FitEvent) => void;
+  /** Reuse a cache of prepared samples (e.g. across calls). */
+  cache?: SampleCache;
+}
+
+export interface FitResult {
+  history: EpochRecord[];
+  bestEpoch: number;
+  bestPath: string;
+  lastPath: string;
+  interrupted: boolean;
+  cache: SampleCache;
+}
+
+export interface EvaluationResult {
+  metrics: Metrics;
+  /** [samples, 3] row-major, in the order of `samples`. */
+  probabilities: Float32Array;
+  /** The samples evaluated (unreadable ones are left out when skipBadSamples is set). */
+  samples: Sample[];
+  loss: number | null;
+}
+
+/** What a resumable checkpoint records beside the tensors, so that the run continues exactly. */
+interface ResumeState {
+  epoch: number;
+  stepsDone: number;
+  rngAtEpochStart: number;
+  torchRng: string;
+  history: EpochRecord[];
+  best: { value: number; epoch: number };
+  lossSum: number;
+  seen: number;
+}
+
+/** Class probabilities and metrics of a set of labelled samples, in eval mode without augmentation. */
+export async function evaluateSamples(
+  trainer: Trainer,
+  samples: readonly Sample[],
+  cache: SampleCache,
+  pipeline: PipelineOptions,
+  options: { batchSize: number; skipBadSamples?: boolean },
+): Promise<EvaluationResult> {
+  const kept: Sample[] = [];
+  const chunks: Float32Array[] = [];
+  let lossSum = 0;
+  let lossCount = 0;
+  for await (const { batch, samples: batchSamples } of batches(samples, cache, pipeline, {
+    batchSize: options.batchSize,
+    train: false,
+    skipBadSamples: options.skipBadSamples,
+  })) {
+    const { probabilities, loss } = await trainer.evaluate(batch);
+    chunks.push(probabilities);
+    kept.push(...batchSamples);
+    if (loss !== null) {
+      lossSum += loss * batchSamples.length;
+      lossCount += batchSamples.length;
+    }
+  }
+  const probabilities = new Float32Array(kept.length * 3);
+  let offset = 0;
+  for (const chunk of chunks) {
+    probabilities.set(chunk, offset);
+    offset += chunk.length;
+  }
+  const labelled = kept.every((s) => s.label !== null);
+  const metrics = computeMetrics(
+    labelled ? probabilities : new Float32Array(0),
+    labelled ? kept.map((s) => s.label as number) : [],
+    labelled ? kept.map((s) => s.studyId) : [],
+  );
+  return { metrics, probabilities, samples: kept, loss: lossCount ? lossSum / lossCount : null };
+}
+
+function better(selectBy: SelectionMetric, value: number, best: number): boolean {
+  return selectBy === 'score' ? value < best : value > best;
+}
+
+/**
+ * Trains for `epochs` epochs with seeded shuffles and augmentation, evaluates on the validation samples after
+ * each, and keeps the best and last checkpoints. Interrupted through `signal`, it saves everything needed to
+ * continue (model, optimizer, both random generators, the position in the epoch); with `resume` it continues
+ * from there and ends bit-identical to an uninterrupted run with the same seed on the CPU.
+ */
+export async function fit(trainer: Trainer, options: FitOptions): Promise<FitResult> {
+  const emit = options.onEvent ?? (() => undefined);
+  const selectBy = options.selectBy ?? 'macroF1';
+  const cache = options.cache ?? new SampleCache(options.pipeline);
+  fs.mkdirSync(options.checkpointDir, { recursive: true });
+  const bestPath = path.join(options.checkpointDir, `${options.name}_best.ckpt`);
+  const lastPath = path.join(options.checkpointDir, `${options.name}_last.ckpt`);
+  const resumePath = path.join(options.checkpointDir, `${options.name}_resume.ckpt`);
+  const addon = loadAddon();
+
+  let state: ResumeState = {
+    epoch: 1,
+    stepsDone: 0,
+    rngAtEpochStart: new SeededRandom(options.seed).snapshot,
+    torchRng: '',
+    history: [],
+    best: { value: selectBy === 'score' ? Infinity : -Infinity, epoch: 0 },
+    lossSum: 0,
+    seen: 0,
+  };
+  if (options.resume && fs.existsSync(resumePath)) {
+    const metadata = await trainer.load(resumePath);
+    const saved = (metadata.user as { resume?: ResumeState }).resume;
+    if (!saved) throw new StenosisError('ERR_CHECKPOINT', `${resumePath} holds no resume state`);
+    state = saved;
+    await native(addon.setRngState(new Uint8Array(Buffer.from(saved.torchRng, 'base64'))));
+    emit({ type: 'resumed', epoch: state.epoch, step: state.stepsDone, path: resumePath });
+  }
+  const steps = Math.ceil(options.train.length / options.batchSize);
+  const checkpointMetadata = (epoch: number, extra: Record<string, unknown> = {}) => ({
+    ...options.metadata,
+    name: options.name,
+    epoch,
+    history: state.history,
+    selectBy,
+    pipeline: options.pipeline,
+    ...extra,
+  });
+
+  for (let epoch = state.epoch; epoch <= options.epochs; epoch++) {
+    const rng = SeededRandom.fromSnapshot(state.epoch === epoch ? state.rngAtEpochStart : 0);
+    const rngAtEpochStart = rng.snapshot;
+    const skip = state.epoch === epoch ? state.stepsDone : 0;
+    let lossSum = state.epoch === epoch ? state.lossSum : 0;
+    let seen = state.epoch === epoch ? state.seen : 0;
+    const started = Date.now();
+    let timedSamples = 0;
+    emit({ type: 'epoch-start', epoch, epochs: options.epochs, steps });
+    let step = 0;
+    for await (const { batch, samples } of batches(options.train, cache, options.pipeline, {
+      batchSize: options.batchSize,
+      train: true,
+      rng,
+      skipBadSamples: options.skipBadSamples,
+    })) {
+      step++;
+      if (step <= skip) continue;
+      const loss = await trainer.trainStep(batch);
+      seen += samples.length;
+      timedSamples += samples.length;
+      lossSum += loss * samples.length;
+      const rate = timedSamples / Math.max((Date.now() - started) / 1000, 1e-3);
+      emit({
+        type: 'step',
+        epoch,
+        step,
+        steps,
+        loss,
+        samplesPerSecond: rate,
+        etaSeconds: (options.train.length - seen) / rate,
+      });
+      if (options.signal?.aborted && step < steps) {
+        const torchRng = Buffer.from(await native(addon.getRngState())).toString('base64');
+        const resume: ResumeState = {
+          ...state,
+          epoch,
+          stepsDone: step,
+          rngAtEpochStart,
+          torchRng,
+          lossSum,
+          seen,
+        };
+        await trainer.save(resumePath, checkpointMetadata(epoch, { resume }));
+        emit({ type: 'interrupted', epoch, step, path: resumePath });
+        return {
+          history: state.history,
+          bestEpoch: state.best.epoch,
+          bestPath,
+          lastPath,
+          interrupted: true,
+          cache,
+        };
+      }
+    }
+    // The generator continues from where this epoch's draws left it.
+    const nextRng = rng.snapshot;
+    const val = await evaluateSamples(trainer, options.val, cache, options.pipeline, options);
+    const seconds = (Date.now() - started) / 1000;
+    const record: EpochRecord = {
+      epoch,
+      trainLoss: lossSum / Math.max(seen, 1),
+      valLoss: val.loss,
+      valAccuracy: val.metrics.accuracy,
+      valMacroF1: val.metrics.macro.f1,
+      valScore: val.metrics.score.total,
+      seconds,
+      samplesPerSecond: timedSamples / Math.max(seconds, 1e-3),
+    };
+    state = {
+      ...state,
+      epoch: epoch + 1,
+      stepsDone: 0,
+      rngAtEpochStart: nextRng,
+      history: [...state.history, record],
+      lossSum: 0,
+      seen: 0,
+    };
+    emit({ type: 'epoch', record });
+    const value = selectBy === 'score' ? record.valScore : record.valMacroF1;
+    if (better(selectBy, value, state.best.value) || state.best.epoch === 0) {
+      state.best = { value, epoch };
+      await trainer.save(bestPath, checkpointMetadata(epoch, { selectedBy: `validation ${selectBy}` }));
+      emit({ type: 'checkpoint', kind: 'best', path: bestPath, epoch });
+    }
+    // The last checkpoint can resume at the next epoch boundary too.
+    const torchRng = Buffer.from(await native(addon.getRngState())).toString('base64');
+    await trainer.save(lastPath, checkpointMetadata(epoch, { resume: { ...state, torchRng } }));
+    emit({ type: 'checkpoint', kind: 'last', path: lastPath, epoch });
+    if (options.signal?.aborted && epoch < options.epochs) {
+      await trainer.save(resumePath, checkpointMetadata(epoch, { resume: { ...state, torchRng } }));
+      emit({ type: 'interrupted', epoch: epoch + 1, step: 0, path: resumePath });
+      return {
+        history: state.history,
+        bestEpoch: state.best.epoch,
+        bestPath,
+        lastPath,
+        interrupted: true,
+        cache,
+      };
+    }
+  }
+  fs.rmSync(resumePath, { force: true });
+  return {
+    history: state.history,
+    bestEpoch: state.best.epoch,
+    bestPath,
+    lastPath,
+    interrupted: false,
+    cache,
+  };
+}
