@@ -22,3 +22,32 @@ export type { TrainerOptions, EvalResult, CheckpointMetadata } from './train/tra
 export { classWeightsFromLabels } from './train/class-weights';
 export { setNumThreads, getNumThreads, cudaDeviceCount, versions, defaultNumThreads } from './runtime';
 export type { DeviceSpec } from './runtime';
+export { readDicom, readDicomHeader, decodeDicom, orderInstances } from './data/dicom';
+export type { DicomImage, DicomHeader } from './data/dicom';
+export { readRsnaDataset } from './data/rsna';
+export type { RsnaDataset } from './data/rsna';
+export { splitByStudy, readReferenceCsv, writeReferenceCsv } from './data/splits';
+export type { Splits } from './data/splits';
+export type { Sample, DataProblem } from './data/samples';
+export { SampleCache } from './data/loader';
+export type { PipelineOptions, CropOptions } from './data/loader';
+export { SeededRandom } from './data/random';
+export {
+  generateSyntheticDataset,
+  ensureSyntheticDataset,
+  defaultSyntheticFolder,
+  CANAL_NARROWING,
+} from './data/synthetic';
+export type { SyntheticOptions, SyntheticSummary } from './data/synthetic';
+export { fit, evaluateSamples, scheduledLearningRate } from './train/fit';
+export type {
+  FitOptions,
+  FitResult,
+  FitEvent,
+  EpochRecord,
+  EvaluationResult,
+  LearningRateSchedule,
+  SelectionMetric,
+} from './train/fit';
+export { computeMetrics, competitionScore, perLevelMetrics, bootstrapOverStudies } from './report/metrics';
+export type { Metrics, ClassMetrics, ConfidenceInterval } from './report/metrics';

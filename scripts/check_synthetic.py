@@ -209,12 +209,21 @@ def main():
                     f'expected {100 * low:.1f}..{100 * high:.1f}%'
                 )
 
-    # PNGs of annotated instances, one (or --per-severity) per severity, chosen deterministically.
+    # PNGs of annotated instances, one (or --per-severity) per severity, chosen deterministically: distinct
+    # images, the Normal/Mild ones normal at every level so that they show what an open canal looks like.
     os.makedirs(args.out, exist_ok=True)
     written = []
+    used = set()
     for severity in SEVERITIES:
-        candidates = [path for path in sorted(by_instance) if any(p[3] == severity for p in by_instance[path])]
+        candidates = [
+            path
+            for path in sorted(by_instance)
+            if path not in used
+            and any(p[3] == severity for p in by_instance[path])
+            and (severity != 'Normal/Mild' or all(p[3] == severity for p in by_instance[path]))
+        ]
         for path in candidates[: args.per_severity]:
+            used.add(path)
             level = next(p[2] for p in by_instance[path] if p[3] == severity)
             study = path.split(os.sep)[-3]
             name = f'{severity.split("/")[0].lower()}_{study}_{level.replace("/", "-")}.png'

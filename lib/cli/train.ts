@@ -17,7 +17,8 @@ import { readRsnaDataset } from '../data/rsna';
 import { countProblems, type Sample } from '../data/samples';
 import { readReferenceCsv, splitByStudy, writeReferenceCsv, type Splits } from '../data/splits';
 import { ensureSyntheticDataset } from '../data/synthetic';
-import { computeMetrics, type Metrics } from '../report/metrics';
+import { plotConfusionMatrix, plotModelComparison, plotTrainingCurves } from '../report/plots';
+import { bootstrapOverStudies, computeMetrics, perLevelMetrics, type Metrics } from '../report/metrics';
 import type { EpochRecord, SelectionMetric } from '../train/fit';
 import {
   normalizeFlagSpelling,
@@ -69,6 +70,11 @@ export interface TrainOptions {
   skipBadSamples: boolean;
   selectBy: SelectionMetric;
   resume: boolean;
+  lrSchedule: 'constant' | 'cosine';
+  warmupSteps: number;
+  earlyStopping?: number;
+  clipGradNorm?: number;
+  accumulationSteps: number;
   json: boolean;
 }
 
@@ -181,7 +187,13 @@ function predictionsCsv(samples: readonly Sample[], probabilities: Float32Array)
   return lines.join('\n') + '\n';
 }
 
-function metricsCsv(model: string, split: string, m: Metrics): string {
+function metricsCsv(
+  model: string,
+  split: string,
+  m: Metrics,
+  perLevel: Record<string, Metrics>,
+  bootstrap: ReturnType<typeof bootstrapOverStudies>,
+): string {
   const rows = [['model', 'split', 'metric', 'value']];
   const add = (metric: string, value: number) => rows.push([model, split, metric, String(value)]);
   add('accuracy', m.accuracy);
@@ -199,6 +211,16 @@ function metricsCsv(model: string, split: string, m: Metrics): string {
   add('score', m.score.total);
   add('score_level_loss', m.score.levelLoss);
   add('score_any_severe_loss', m.score.anySevereLoss);
+  add('macro_f1_ci95_low', bootstrap.macroF1.low);
+  add('macro_f1_ci95_high', bootstrap.macroF1.high);
+  add('score_ci95_low', bootstrap.score.low);
+  add('score_ci95_high', bootstrap.score.high);
+  for (const [level, lm] of Object.entries(perLevel)) {
+    add(`${level}_samples`, lm.samples);
+    add(`${level}_accuracy`, lm.accuracy);
+    add(`${level}_macro_f1`, lm.macro.f1);
+    add(`${level}_score`, lm.score.total);
+  }
   m.confusion.forEach((row, t) =>
     row.forEach((count, p) => add(`confusion_${SEVERITIES[t]}_as_${SEVERITIES[p]}`, count)),
   );
@@ -285,6 +307,13 @@ async function trainModel(
     skipBadSamples: options.skipBadSamples,
     signal,
     resume: options.resume,
+    accumulationSteps: options.accumulationSteps,
+    gradientClipNorm: options.clipGradNorm ?? null,
+    earlyStoppingPatience: options.earlyStopping ?? null,
+    schedule:
+      options.lrSchedule === 'cosine'
+        ? { type: 'cosine', warmupSteps: options.warmupSteps }
+        : { type: 'constant' },
     metadata: { model, backbonePath: backbone.path, command: 'train', options: { ...options } },
     onEvent: (event) => {
       if (event.type === 'step') {
@@ -327,23 +356,52 @@ async function trainModel(
     path.join(resultsOut, `${slug}_history.json`),
     JSON.stringify(fitted.history, null, 2) + '\n',
   );
+  const plotsOut = path.join(options.output, 'plots');
+  plotTrainingCurves(
+    path.join(plotsOut, `${slug}_training_curves.png`),
+    `${slug} - training curves (seed ${options.seed})`,
+    fitted.history,
+  );
   if (fitted.interrupted) return null;
   await trainer.load(fitted.bestPath);
   const results: Record<string, Metrics> = {};
   for (const split of ['val', 'test'] as const) {
     const evaluated = await trainer.evaluateSamples(splits[split], fitted.cache, pipeline, options);
     results[split] = evaluated.metrics;
+    const labels = evaluated.samples.map((x) => x.label as number);
+    const studies = evaluated.samples.map((x) => x.studyId);
+    const perLevel = perLevelMetrics(
+      evaluated.probabilities,
+      labels,
+      studies,
+      evaluated.samples.map((x) => x.level),
+    );
+    const bootstrap = bootstrapOverStudies(evaluated.probabilities, labels, studies, { seed: options.seed });
     writeFileAtomic(
       path.join(resultsOut, `${slug}_${split}_metrics.json`),
       JSON.stringify(
-        { model, split, bestEpoch: fitted.bestEpoch, selectedBy: options.selectBy, ...evaluated.metrics },
+        {
+          model,
+          split,
+          bestEpoch: fitted.bestEpoch,
+          selectedBy: options.selectBy,
+          ...evaluated.metrics,
+          bootstrap,
+          perLevel,
+        },
         null,
         2,
       ) + '\n',
     );
+    plotConfusionMatrix(
+      path.join(plotsOut, `${slug}_${split}_confusion.png`),
+      `${slug} - ${split === 'val' ? 'validation' : 'test'} confusion matrix`,
+      evaluated.metrics.confusion,
+      SEVERITIES,
+    );
     writeFileAtomic(
       path.join(resultsOut, `${slug}_${split}_metrics.csv`),
-      metricsCsv(slug, split, evaluated.metrics),
+      metricsCsv(slug, split, evaluated.metrics, perLevel, bootstrap),
     );
     writeFileAtomic(
       path.join(resultsOut, `${slug}_${split}_predictions.csv`),
@@ -470,6 +528,22 @@ export function buildCommand(): Command {
         .default('macroF1'),
     )
     .option('--resume', 'continue an interrupted run (Ctrl-C saves its state) in the same --output', false)
+    .addOption(
+      new Option(
+        '--lr-schedule <kind>',
+        'learning-rate schedule (cosine: linear warm-up, then cosine decay to 0)',
+      )
+        .choices(['constant', 'cosine'])
+        .default('constant'),
+    )
+    .option('--warmup-steps <n>', 'warm-up optimizer steps of the cosine schedule', parseNonNegativeInt, 0)
+    .option(
+      '--early-stopping <epochs>',
+      'stop after this many epochs without a better validation figure (default: off)',
+      parsePositiveInt,
+    )
+    .option('--clip-grad-norm <norm>', 'clip the global gradient L2 norm (default: off)', parsePositiveNumber)
+    .option('--accumulation-steps <n>', 'batches accumulated into one optimizer step', parsePositiveInt, 1)
     .option(
       '--json',
       'print JSON-lines events (types: TrainEvent in lib/cli/train.ts) instead of text',
@@ -580,6 +654,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     };
     process.on('SIGINT', onSigint);
     let interrupted = false;
+    const comparison: { model: string; accuracy: number; macroF1: number; score: number }[] = [];
     try {
       for (const model of options.models) {
         try {
@@ -596,6 +671,12 @@ export async function main(argv: readonly string[]): Promise<number> {
               [modelSlug(model), split, m.accuracy, m.macro.f1, m.weighted.f1, m.score.total, 'ok'].join(','),
             );
           }
+          comparison.push({
+            model: modelSlug(model),
+            accuracy: result.test.accuracy,
+            macroF1: result.test.macro.f1,
+            score: result.test.score.total,
+          });
         } catch (error) {
           failed++;
           reporter.clearProgress();
@@ -620,6 +701,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       }),
     );
     writeFileAtomic(path.join(options.output, 'results', 'summary.csv'), summary.join('\n') + '\n');
+    plotModelComparison(path.join(options.output, 'plots', 'model_comparison.png'), comparison);
     reporter.emit(
       { event: 'end', output: options.output, models: options.models.length, failed },
       `results in ${path.join(options.output, 'results')}`,

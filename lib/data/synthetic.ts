@@ -28,7 +28,6 @@ interface DcmjsModule {
     };
   };
 }
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const dcmjs = require('dcmjs') as DcmjsModule;
 
 /** Options of generateSyntheticDataset and ensureSyntheticDataset. */
@@ -50,7 +49,7 @@ export interface SyntheticSummary {
   /** Total size of those files. */
   bytes: number;
   seconds: number;
-  /** Spinal canal stenosis labels of train.csv: level (L1/L2 ..) -> normal_mild, moderate, severe, missing. */
+  /** Spinal canal labels of train.csv: level (L1/L2 ..) -> normal_mild, moderate, severe, missing. */
   labelCounts: Record<string, Record<string, number>>;
 }
 
@@ -76,6 +75,7 @@ export const CANAL_NARROWING: Record<Severity, [number, number]> = {
 
 const VERSION = 1;
 const MARKER = 'synthetic-dataset.json';
+const MARKER_FORMAT = 'lumbar-stenosis synthetic';
 const DEFAULT_STUDIES = 300;
 const DEFAULT_IMAGE_SIZE = 256;
 
@@ -189,21 +189,27 @@ class Rng {
 
 /** Inverse of the standard normal CDF (Acklam's rational approximation, relative error below 1.2e-9). */
 function normalQuantile(p: number): number {
-  const a = [-39.69683028665376, 220.9460984245205, -275.9285104469687, 138.357751867269, -30.66479806614716];
+  const a = [
+    -39.69683028665376, 220.9460984245205, -275.9285104469687, 138.357751867269, -30.66479806614716,
+    2.506628274631,
+  ];
   const b = [
     -54.47609879822406, 161.5858368580409, -155.6989798598866, 66.80131188771972, -13.28068155288572,
   ];
-  const c = [-0.007784894002430293, -0.3223964580411365, -2.400758277161838, -2.549732539343734];
+  const c = [
+    -0.007784894002430293, -0.3223964580411365, -2.400758277161838, -2.549732539343734, 4.374664141464968,
+    2.938163982698783,
+  ];
   const d = [0.007784695709041462, 0.3224671290700398, 2.445134137142996, 3.754408661907416];
   const tail = (q: number) =>
-    ((((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + 4.374664141464968) * q + 2.938163982698783) /
-      ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1)) as number;
+    (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
+    ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
   if (p < 0.02425) return tail(Math.sqrt(-2 * Math.log(p)));
   if (p > 1 - 0.02425) return -tail(Math.sqrt(-2 * Math.log(1 - p)));
   const q = p - 0.5;
   const r = q * q;
   return (
-    ((((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + 2.506628274631) * q) /
+    ((((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q) /
     (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1)
   );
 }
@@ -320,7 +326,9 @@ interface Anatomy {
 }
 
 function sampleAnatomy(rng: Rng, size: number, canal: number[]): Anatomy {
-  const scale = rng.uniform(0.88, 1.08) * (size / DEFAULT_IMAGE_SIZE);
+  // Body size varies by study; every length scales with the matrix so that the field of view stays the same.
+  const bodyScale = rng.uniform(0.88, 1.08);
+  const scale = bodyScale * (size / DEFAULT_IMAGE_SIZE);
   const depthL3 = 34.5 * scale;
   const height = 0.76 * depthL3;
   const depthFactor = [0.86, 0.88, 0.9, 0.93, 0.96, 1.0, 1.02, 1.03, 1.0];
@@ -367,7 +375,7 @@ function sampleAnatomy(rng: Rng, size: number, canal: number[]): Anatomy {
     anterior: new Float64Array(VERTEBRAE - 1),
     spread: new Float64Array(VERTEBRAE - 1),
     nucleus: new Float64Array(VERTEBRAE - 1),
-    gap: 0.009 * size * (scale / (size / DEFAULT_IMAGE_SIZE)) + 0.4,
+    gap: 0.009 * size * bodyScale + 0.4,
     canal: 0.43 * depthL3 * rng.uniform(0.85, 1.15),
     canalPhase: rng.uniform(0, 2 * Math.PI),
     flavum: 0.012 * size * rng.uniform(0.85, 1.2),
@@ -464,16 +472,17 @@ function toImage(a: Anatomy, u: number, v: number): [number, number] {
 /** Canal centre at labelled level l in the annotated slice: the point the coordinate row names. */
 function canalPoint(a: Anatomy, level: number): [number, number] {
   const d = level + FIRST_LUMBAR;
+  // The narrowing takes more from the front than from the back, which moves the remaining canal's centre
+  // backwards; the disc plane is tilted, so where it crosses that centre depends on it: two fixed-point
+  // steps settle it.
   let u = discCenter(a, d, a.gap + a.canal / 2);
-  // The narrowing takes more from the front than from the back, which moves the remaining canal's centre.
-  for (let i = 0; i < 2; i++) {
+  let v = 0;
+  for (let step = 0; step < 2; step++) {
     const width = canalWidth(a, u);
-    const narrowing = width * (1 - a.ratio[d]);
-    const v = a.gap + width / 2 + ((2 * a.anterior[d] - 1) * narrowing) / 2;
+    v = a.gap + width / 2 + ((2 * a.anterior[d] - 1) * width * (1 - a.ratio[d])) / 2;
     u = discCenter(a, d, v);
-    if (i === 1) return toImage(a, u, v);
   }
-  throw new Error('unreachable');
+  return toImage(a, u, v);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -543,6 +552,13 @@ const T1_PALETTE: Palette = {
   aorta: 0.1,
   nerve: 0.35,
 };
+
+/** A study's own contrast: every tissue's signal scaled by up to 12 %, as sequences and scanners differ. */
+function jitter(palette: Palette, rng: Rng): Palette {
+  const out = { ...palette };
+  for (const key of Object.keys(out) as (keyof Palette)[]) out[key] *= rng.uniform(0.88, 1.12);
+  return out;
+}
 
 /** Smooth random field in [-1, 1] on a size x size grid: bilinear value noise with `cells` cells a side. */
 function valueNoise(rng: Rng, size: number, cells: number): Float32Array {
@@ -841,7 +857,9 @@ function renderAxial(palette: Palette, ratio: number, size: number, rng: Rng): F
       const texture = fine[index];
       const outline = norm(x / (0.47 * s), y / (0.36 * s)) - 1;
       let I = outline > -0.08 ? P.fat : P.muscle * (1 + 0.15 * texture);
-      if (j < bodyY - 0.05 * s && outline < -0.08) I = P.abdomen * (1 + 0.3 * texture);
+      // Abdominal contents in front of a curved line through the front of the disc and the psoas.
+      const abdomen = j - bodyY + 0.09 * s - 0.2 * s * (x / (0.47 * s)) ** 2;
+      if (abdomen < 0 && outline < -0.08) I = P.abdomen * (1 + 0.3 * texture);
       // Psoas muscles beside the disc, paraspinal muscles behind the arch.
       for (const side of [-1, 1]) {
         const psoas = norm((x - side * 0.25 * s) / (0.08 * s), (j - bodyY) / (0.09 * s)) - 1;
@@ -897,6 +915,7 @@ function acquire(signal: Float32Array, size: number, rng: Rng, gain: number, noi
 // ---------------------------------------------------------------------------------------------------------
 // DICOM
 
+/** A DS (decimal string) value: at most 6 decimals and no exponent, within DICOM's 16 characters. */
 function ds(value: number): string {
   return String(Number(value.toFixed(6)));
 }
@@ -1009,6 +1028,15 @@ function instanceNumbers(rng: Rng, count: number): number[] {
   });
 }
 
+/** Gain of a series: the brightest tissue lands between a sixth and two thirds of the stored range. */
+function seriesGain(rng: Rng, bitsStored: number): number {
+  return bitsStored === 12 ? rng.uniform(700, 2600) : rng.uniform(2000, 20000);
+}
+
+/**
+ * Everything one study contributes: its DICOM files, labels, annotated instance and labelled points. A pure
+ * function of (seed, study index), so any thread can render any study.
+ */
 function renderStudy(plan: StudyPlan, seedWords: number[], size: number): StudyOutput {
   const labels = sampleLabels(new Rng(...seedWords, plan.index, 2));
   const rng = new Rng(...seedWords, plan.index, 3);
@@ -1024,22 +1052,22 @@ function renderStudy(plan: StudyPlan, seedWords: number[], size: number): StudyO
 
   const bySeries = new Map(plan.series.map((s) => [s.description, s]));
   const points = LEVELS.map((_, level) => canalPoint(a, level)).map(([x, y]): [number, number] => [
-    x + rng.uniform(-0.5, 0.5) * (size / 256),
-    y + rng.uniform(-0.5, 0.5) * (size / 256),
+    x + rng.uniform(-0.5, 0.5) * (size / DEFAULT_IMAGE_SIZE),
+    y + rng.uniform(-0.5, 0.5) * (size / DEFAULT_IMAGE_SIZE),
   ]);
   let annotatedInstance = 0;
 
   // Sagittal series: T2 with 5 slices whose midline slice is not always the middle file, T1 with 3.
   const sagittal: [string, number, number, Palette, number, number][] = [
-    [T2, 5, t2Size, T2_PALETTE, rng.uniform(3000, 4500), rng.uniform(85, 120)],
-    [T1, 3, t1Size, T1_PALETTE, rng.uniform(400, 700), rng.uniform(8, 15)],
+    [T2, 5, t2Size, jitter(T2_PALETTE, rng), rng.uniform(3000, 4500), rng.uniform(85, 120)],
+    [T1, 3, t1Size, jitter(T1_PALETTE, rng), rng.uniform(400, 700), rng.uniform(8, 15)],
   ];
   for (const [description, count, imageSize, palette, repetitionMs, echoMs] of sagittal) {
     const series = bySeries.get(description)!;
     const centre = count === 5 ? [1, 2, 2, 2, 3][rng.int(0, 4)] : 1;
     const offset = rng.uniform(-0.2, 0.2) * a.sliceSpacing;
     const instances = instanceNumbers(rng, count);
-    const gain = bitsStored === 12 ? rng.uniform(700, 3000) : rng.uniform(2000, 20000);
+    const gain = seriesGain(rng, bitsStored);
     const noise = rng.uniform(0.015, 0.05);
     const pixelMm = a.pixelMm * (t2Size / imageSize);
     const fields = studyFields(pixelRng, imageSize);
@@ -1083,13 +1111,14 @@ function renderStudy(plan: StudyPlan, seedWords: number[], size: number): StudyO
   // Axial T2: one small slice through each of the three lowest disc levels, head to feet.
   const axial = bySeries.get(AXIAL)!;
   const axialInstances = instanceNumbers(rng, 3);
-  const axialGain = bitsStored === 12 ? rng.uniform(700, 3000) : rng.uniform(2000, 20000);
+  const axialGain = seriesGain(rng, bitsStored);
   const axialNoise = rng.uniform(0.015, 0.05);
   const axialMm = a.pixelMm * (t2Size / axialSize) * rng.uniform(0.9, 1.2);
+  const axialPalette = jitter(T2_PALETTE, rng);
   for (let k = 0; k < 3; k++) {
     const level = 2 + k;
     const z = a.originZ - points[level][1] * a.pixelMm;
-    const signal = renderAxial(T2_PALETTE, a.ratio[level + FIRST_LUMBAR], axialSize, pixelRng);
+    const signal = renderAxial(axialPalette, a.ratio[level + FIRST_LUMBAR], axialSize, pixelRng);
     const pixels = acquire(signal, axialSize, pixelRng, axialGain, axialNoise, max);
     files.push({
       relative: path.join(String(plan.studyId), String(axial.id), `${axialInstances[k]}.dcm`),
@@ -1166,7 +1195,11 @@ function startWorker(): Worker | undefined {
     require.extensions['.ts'] = (module, filename) => {
       const { outputText } = ts.transpileModule(fs.readFileSync(filename, 'utf8'), {
         fileName: filename,
-        compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true },
+        compilerOptions: {
+          module: ts.ModuleKind.CommonJS,
+          target: ts.ScriptTarget.ES2022,
+          esModuleInterop: true,
+        },
       });
       module._compile(outputText, filename);
     };
@@ -1175,7 +1208,10 @@ function startWorker(): Worker | undefined {
   return new Worker(source, { eval: true, workerData });
 }
 
-/** Renders every study, in worker threads where worthwhile, handing each to `done` (at most one per thread at a time). */
+/**
+ * Renders every study, in worker threads where worthwhile, handing each to `done` (at most one per thread
+ * at a time, so that memory stays bounded).
+ */
 async function renderStudies(
   plans: StudyPlan[],
   seedWords: number[],
@@ -1268,7 +1304,9 @@ function coordinate(value: number): string {
 
 /**
  * Writes a synthetic RSNA-layout dataset into `folder` (created; it must not exist or be empty) and returns
- * what it wrote. A completion marker is written last. Deterministic: the same options give byte-identical files.
+ * what it wrote. A completion marker is written last. Deterministic: the same options give byte-identical
+ * files. Studies render in up to 4 worker threads ($STENOSIS_SYNTHETIC_THREADS sets the count, 0 renders in
+ * this one).
  * @throws StenosisError ERR_INVALID_ARG for bad options, ERR_SYNTHETIC_FOLDER when the folder holds files.
  */
 export async function generateSyntheticDataset(
@@ -1380,42 +1418,70 @@ export async function generateSyntheticDataset(
     files++;
     bytes += Buffer.byteLength(text);
   }
-  const info: SyntheticInfo = { folder, studies, files, bytes, labelCounts };
-  const marker = {
-    format: 'lumbar-stenosis synthetic',
+  // The marker holds no path or time, so that it is as deterministic as the rest.
+  const marker: Marker = {
+    format: MARKER_FORMAT,
     version: VERSION,
+    studies,
     seed,
     imageSize,
-    ...info,
-    folder: undefined,
+    files,
+    bytes,
+    labelCounts,
   };
   await fs.promises.writeFile(path.join(folder, MARKER), JSON.stringify(marker, null, 2) + '\n');
-  return { ...info, seconds: Number(process.hrtime.bigint() - started) / 1e9 };
+  return {
+    folder,
+    studies,
+    files,
+    bytes,
+    seconds: Number(process.hrtime.bigint() - started) / 1e9,
+    labelCounts,
+  };
 }
 
-/**
- * The summary stored by a complete synthetic dataset in `folder` (without the timing), or undefined when the
- * folder holds no complete dataset of this generator version (missing, partial, or written by another version).
- */
-export function readSyntheticSummary(folder: string): SyntheticInfo | undefined {
+interface Marker {
+  format: string;
+  version: number;
+  studies: number;
+  seed: number;
+  imageSize: number;
+  files: number;
+  bytes: number;
+  labelCounts: Record<string, Record<string, number>>;
+}
+
+/** The completion marker of a dataset of this generator version in `folder`, or undefined. */
+function readMarker(folder: string): Marker | undefined {
   try {
-    const marker = JSON.parse(fs.readFileSync(path.join(folder, MARKER), 'utf8')) as Partial<
-      SyntheticInfo & { version: number }
-    >;
-    if (marker.version !== VERSION || typeof marker.studies !== 'number') return undefined;
-    return {
-      folder: path.resolve(folder),
-      studies: marker.studies,
-      files: marker.files ?? 0,
-      bytes: marker.bytes ?? 0,
-      labelCounts: marker.labelCounts ?? {},
-    };
+    const marker = JSON.parse(fs.readFileSync(path.join(folder, MARKER), 'utf8')) as Partial<Marker>;
+    if (marker.format !== MARKER_FORMAT || marker.version !== VERSION) return undefined;
+    for (const key of ['studies', 'seed', 'imageSize', 'files', 'bytes'] as const) {
+      if (typeof marker[key] !== 'number') return undefined;
+    }
+    return isPlainObject(marker.labelCounts) ? (marker as Marker) : undefined;
   } catch {
     return undefined;
   }
 }
 
-/** The default cache folder: $STENOSIS_CACHE_DIR or $XDG_CACHE_HOME/lumbar-stenosis or ~/.cache/lumbar-stenosis; dataset under synthetic-<studies>-<seed>-v1. */
+/**
+ * The summary stored by a complete synthetic dataset in `folder` (without the timing), or undefined when the
+ * folder holds no complete dataset of this generator version (missing, partial, or written by another
+ * version).
+ */
+export function readSyntheticSummary(folder: string): SyntheticInfo | undefined {
+  const marker = readMarker(folder);
+  if (!marker) return undefined;
+  const { studies, files, bytes, labelCounts } = marker;
+  return { folder: path.resolve(folder), studies, files, bytes, labelCounts };
+}
+
+/**
+ * The default cache folder: $STENOSIS_CACHE_DIR or $XDG_CACHE_HOME/lumbar-stenosis or
+ * ~/.cache/lumbar-stenosis; dataset under synthetic-<studies>-<seed>-v1 (with -<size>px before -v1 for a
+ * non-default imageSize).
+ */
 export function defaultSyntheticFolder(options?: SyntheticOptions): string {
   const { studies, seed, imageSize } = checkOptions(options, 'options');
   const cache =
@@ -1426,21 +1492,30 @@ export function defaultSyntheticFolder(options?: SyntheticOptions): string {
   return path.resolve(cache, `synthetic-${studies}-${seed}${size}-v${VERSION}`);
 }
 
-/** Generates into the default folder unless it is already complete (a marker file written last); returns the folder. Concurrent-safe enough: generate into a temp sibling folder and rename. */
+/**
+ * Generates into the default folder unless it is already complete (a marker file written last); returns the
+ * folder. Concurrent-safe enough: generates into a temporary sibling folder and renames it into place, so a
+ * crash never leaves a partial dataset under the final name and a race only wastes work.
+ */
 export async function ensureSyntheticDataset(
   options?: SyntheticOptions,
   log?: (line: string) => void,
 ): Promise<string> {
   const folder = defaultSyntheticFolder(options);
-  if (readSyntheticSummary(folder)) return folder;
+  const { studies, seed, imageSize } = checkOptions(options, 'options');
+  const complete = () => {
+    const marker = readMarker(folder);
+    return marker?.studies === studies && marker.seed === seed && marker.imageSize === imageSize;
+  };
+  if (complete()) return folder;
   if (fs.existsSync(folder)) {
     // A rename never leaves a partial dataset here, so this is someone else's folder: leave it alone.
     throw new StenosisError(
       'ERR_SYNTHETIC_FOLDER',
-      `${folder} exists but holds no complete synthetic dataset (no ${MARKER}); delete it to regenerate`,
+      `${folder} exists but holds no complete synthetic dataset of these options (see its ${MARKER}); ` +
+        'delete it to regenerate',
     );
   }
-  const { studies } = checkOptions(options, 'options');
   fs.mkdirSync(path.dirname(folder), { recursive: true });
   const temp = `${folder}.tmp-${process.pid}-${Date.now().toString(36)}`;
   log?.(`Generating the synthetic dataset (${studies} studies) into ${folder}`);
@@ -1450,11 +1525,10 @@ export async function ensureSyntheticDataset(
       fs.renameSync(temp, folder);
     } catch (error) {
       // Another process finished first: use its copy.
-      if (!readSyntheticSummary(folder)) throw error;
+      if (!complete()) throw error;
     }
-    log?.(
-      `Generated ${summary.files} files, ${(summary.bytes / 1e6).toFixed(1)} MB in ${summary.seconds.toFixed(1)} s`,
-    );
+    const megabytes = (summary.bytes / 1e6).toFixed(1);
+    log?.(`Generated ${summary.files} files, ${megabytes} MB in ${summary.seconds.toFixed(1)} s`);
   } finally {
     fs.rmSync(temp, { recursive: true, force: true });
   }

@@ -65,8 +65,10 @@ export interface NativeTrainer {
     levels: Int32Array,
     labels: Int32Array,
     accumulate: boolean,
+    lossScale: number,
   ): Promise<number>;
   step(): Promise<void>;
+  clipGradients(maxNorm: number): Promise<number>;
   trainStep(images: Float32Array, shape: number[], levels: Int32Array, labels: Int32Array): Promise<number>;
   evaluate(
     images: Float32Array,

@@ -1,4 +1,5 @@
-import { SEVERITIES } from '../model/levels';
+import { SeededRandom } from '../data/random';
+import { LEVELS, SEVERITIES } from '../model/levels';
 
 export interface ClassMetrics {
   precision: number;
@@ -120,4 +121,77 @@ export function computeMetrics(
     confusion,
     score: competitionScore(probabilities, labels, studies),
   };
+}
+
+/** Metrics restricted to each lumbar level (L1/L2 .. L5/S1). */
+export function perLevelMetrics(
+  probabilities: Float32Array | number[],
+  labels: readonly number[],
+  studies: readonly string[],
+  levels: readonly number[],
+): Record<string, Metrics> {
+  const out: Record<string, Metrics> = {};
+  for (let level = 0; level < LEVELS.length; level++) {
+    const index = levels.flatMap((l, i) => (l === level ? [i] : []));
+    out[LEVELS[level]] = computeMetrics(
+      index.flatMap((i) => [probabilities[3 * i], probabilities[3 * i + 1], probabilities[3 * i + 2]]),
+      index.map((i) => labels[i]),
+      index.map((i) => studies[i]),
+    );
+  }
+  return out;
+}
+
+export interface ConfidenceInterval {
+  estimate: number;
+  low: number;
+  high: number;
+  /** Confidence level, e.g. 0.95. */
+  level: number;
+  resamples: number;
+}
+
+/**
+ * Percentile bootstrap over studies (all levels of a study are drawn together, since they are not independent)
+ * for macro F1 and the competition score: severe cases are few, so point estimates alone mislead.
+ */
+export function bootstrapOverStudies(
+  probabilities: Float32Array | number[],
+  labels: readonly number[],
+  studies: readonly string[],
+  options: { resamples?: number; level?: number; seed?: number } = {},
+): { macroF1: ConfidenceInterval; score: ConfidenceInterval } {
+  const resamples = options.resamples ?? 1000;
+  const level = options.level ?? 0.95;
+  const rng = new SeededRandom(options.seed ?? 0);
+  const byStudy = new Map<string, number[]>();
+  studies.forEach((study, i) => byStudy.set(study, [...(byStudy.get(study) ?? []), i]));
+  const groups = [...byStudy.values()];
+  const f1s: number[] = [];
+  const scores: number[] = [];
+  for (let r = 0; r < resamples && groups.length > 0; r++) {
+    const p: number[] = [];
+    const l: number[] = [];
+    const s: string[] = [];
+    for (let g = 0; g < groups.length; g++) {
+      const pick = Math.floor(rng.next() * groups.length);
+      for (const i of groups[pick]) {
+        p.push(probabilities[3 * i], probabilities[3 * i + 1], probabilities[3 * i + 2]);
+        l.push(labels[i]);
+        // A study drawn twice counts as two studies in the any-severe term.
+        s.push(`${studies[i]}#${g}`);
+      }
+    }
+    const m = computeMetrics(p, l, s);
+    f1s.push(m.macro.f1);
+    scores.push(m.score.total);
+  }
+  const full = computeMetrics(probabilities, labels, studies);
+  const interval = (values: number[], estimate: number): ConfidenceInterval => {
+    const sorted = [...values].sort((a, b) => a - b);
+    const at = (q: number) =>
+      sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : NaN;
+    return { estimate, low: at((1 - level) / 2), high: at(1 - (1 - level) / 2), level, resamples };
+  };
+  return { macroF1: interval(f1s, full.macro.f1), score: interval(scores, full.score.total) };
 }

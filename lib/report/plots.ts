@@ -80,7 +80,8 @@ function formatTick(value: number, decimals: number): string {
 
 /**
  * An axis range that covers the values with a little margin and ends on round ticks. All-equal values get a
- * non-zero range around them; fractions (accuracy, F1) are kept inside [0, 1] when the data is.
+ * non-zero range around them; non-negative data keeps the axis at or above zero, and fractions (accuracy, F1)
+ * are kept inside [0, 1] when the data is.
  */
 function niceScale(values: number[], options: { fraction?: boolean; includeZero?: boolean; ticks?: number }) {
   const data = values.filter(finite);
@@ -101,7 +102,8 @@ function niceScale(values: number[], options: { fraction?: boolean; includeZero?
     if (!options.includeZero || lo < 0) lo -= pad;
     hi += pad;
   }
-  if (options.fraction && dataLo >= 0) lo = Math.max(lo, 0);
+  // Losses, counts and fractions are never negative: the margin must not invent a negative axis for them.
+  if (dataLo >= 0) lo = Math.max(lo, 0);
   if (options.fraction && dataHi <= 1) hi = Math.min(hi, 1);
   const step = niceStep((hi - lo) / (options.ticks ?? 5));
   lo = Math.floor(lo / step + 1e-9) * step;

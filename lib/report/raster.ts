@@ -3,6 +3,10 @@ import { drawText, type RgbaImage, type Rgb, type TextOptions } from './font';
 
 export type { Rgb } from './font';
 
+// Hot loops use these module-level copies rather than Math.*: under Jest the code runs in a vm context, where
+// every global lookup goes through an interceptor and costs tens of times more.
+const sqrt = Math.sqrt;
+
 export const WHITE: Rgb = [255, 255, 255];
 export const BLACK: Rgb = [0, 0, 0];
 
@@ -24,7 +28,7 @@ function segmentDistance(px: number, py: number, a: Point, b: Point): number {
   const t = lengthSquared > 0 ? clamp01(((px - a.x) * dx + (py - a.y) * dy) / lengthSquared) : 0;
   const ex = px - (a.x + t * dx);
   const ey = py - (a.y + t * dy);
-  return Math.sqrt(ex * ex + ey * ey);
+  return sqrt(ex * ex + ey * ey);
 }
 
 /** A small opaque RGBA image with the drawing operations the report plots need. */
@@ -48,7 +52,8 @@ export class Raster implements RgbaImage {
     if (x < 0 || y < 0 || x >= this.width || y >= this.height || !(alpha > 0)) return;
     const a = alpha >= 1 ? 1 : alpha;
     const i = (y * this.width + x) * 4;
-    for (let k = 0; k < 3; k++) this.data[i + k] = Math.round(this.data[i + k] * (1 - a) + color[k] * a);
+    // Adding 0.5 and truncating rounds these non-negative values without a global lookup.
+    for (let k = 0; k < 3; k++) this.data[i + k] = (this.data[i + k] * (1 - a) + color[k] * a + 0.5) | 0;
     this.data[i + 3] = 255;
   }
 
@@ -153,10 +158,23 @@ export class Raster implements RgbaImage {
     return drawText(this, x, y, text, color, options);
   }
 
-  /** The image as an 8-bit RGB PNG (every pixel is opaque, so the alpha channel would carry nothing). */
+  /**
+   * The image as an 8-bit RGB PNG: every pixel is opaque, so an alpha channel would carry nothing. The alpha
+   * bytes are dropped here so that pngjs takes its no-conversion path, and one fixed row filter (Up: plots are
+   * mostly columns of identical pixels, and it compresses within 10% of the per-row search over all five filters
+   * at a fraction of the time) replaces that search.
+   */
   encodePng(): Buffer {
+    const pixels = this.width * this.height;
+    const rgb = Buffer.alloc(pixels * 3);
+    const data = this.data;
+    for (let p = 0; p < pixels; p++) {
+      rgb[3 * p] = data[4 * p];
+      rgb[3 * p + 1] = data[4 * p + 1];
+      rgb[3 * p + 2] = data[4 * p + 2];
+    }
     const png = new PNG({ width: this.width, height: this.height });
-    png.data = Buffer.from(this.data.buffer, this.data.byteOffset, this.data.byteLength);
-    return PNG.sync.write(png, { colorType: 2, inputColorType: 6, inputHasAlpha: true });
+    png.data = rgb;
+    return PNG.sync.write(png, { colorType: 2, inputColorType: 2, inputHasAlpha: false, filterType: 2 });
   }
 }

@@ -63,6 +63,34 @@ export interface FitOptions {
   onEvent?: (event: FitEvent) => void;
   /** Reuse a cache of prepared samples (e.g. across calls). */
   cache?: SampleCache;
+  /** Batches accumulated into one optimizer step (default 1: off). */
+  accumulationSteps?: number;
+  /** Clip the gradients' global L2 norm before each optimizer step (default: no clipping). */
+  gradientClipNorm?: number | null;
+  /** Learning-rate schedule (default constant, as the reference). */
+  schedule?: LearningRateSchedule;
+  /** Stop after this many epochs without a better validation figure (default: never). */
+  earlyStoppingPatience?: number | null;
+}
+
+export type LearningRateSchedule =
+  | { type: 'constant' }
+  /** Linear warm-up from 0 over warmupSteps optimizer steps, then cosine decay to minLearningRate. */
+  | { type: 'cosine'; warmupSteps: number; minLearningRate?: number };
+
+/** The learning rate of optimizer step `step` (0-based) out of `total`. */
+export function scheduledLearningRate(
+  schedule: LearningRateSchedule,
+  base: number,
+  step: number,
+  total: number,
+): number {
+  if (schedule.type === 'constant') return base;
+  const warmup = Math.max(0, schedule.warmupSteps);
+  const min = schedule.minLearningRate ?? 0;
+  if (step < warmup) return (base * (step + 1)) / warmup;
+  const progress = total > warmup ? Math.min(1, (step - warmup) / (total - warmup)) : 1;
+  return Math.max(min + (base - min) * 0.5 * (1 + Math.cos(Math.PI * progress)), 1e-12);
 }
 
 export interface FitResult {
@@ -71,6 +99,8 @@ export interface FitResult {
   bestPath: string;
   lastPath: string;
   interrupted: boolean;
+  /** Set when early stopping ended the run before the last epoch. */
+  stoppedEarly: boolean;
   cache: SampleCache;
 }
 
@@ -174,6 +204,17 @@ export async function fit(trainer: Trainer, options: FitOptions): Promise<FitRes
     emit({ type: 'resumed', epoch: state.epoch, step: state.stepsDone, path: resumePath });
   }
   const steps = Math.ceil(options.train.length / options.batchSize);
+  const accumulation = options.accumulationSteps ?? 1;
+  if (!Number.isInteger(accumulation) || accumulation < 1) {
+    throw new StenosisError(
+      'ERR_INVALID_ARG',
+      `accumulationSteps must be an integer >= 1, got ${accumulation}`,
+    );
+  }
+  const schedule = options.schedule ?? { type: 'constant' };
+  const baseLearningRate = trainer.learningRate;
+  const totalOptimizerSteps = options.epochs * Math.ceil(steps / accumulation);
+  let stoppedEarly = false;
   const checkpointMetadata = (epoch: number, extra: Record<string, unknown> = {}) => ({
     ...options.metadata,
     name: options.name,
@@ -202,7 +243,23 @@ export async function fit(trainer: Trainer, options: FitOptions): Promise<FitRes
     })) {
       step++;
       if (step <= skip) continue;
-      const loss = await trainer.trainStep(batch);
+      const loss = await trainer.backward(batch, {
+        accumulate: (step - 1) % accumulation !== 0,
+        lossScale: 1 / accumulation,
+      });
+      if (step % accumulation === 0 || step === steps) {
+        if (options.gradientClipNorm) await trainer.clipGradients(options.gradientClipNorm);
+        if (schedule.type !== 'constant') {
+          const lr = scheduledLearningRate(
+            schedule,
+            baseLearningRate,
+            await trainer.steps(),
+            totalOptimizerSteps,
+          );
+          await trainer.setLearningRate(lr);
+        }
+        await trainer.step();
+      }
       seen += samples.length;
       timedSamples += samples.length;
       lossSum += loss * samples.length;
@@ -216,7 +273,8 @@ export async function fit(trainer: Trainer, options: FitOptions): Promise<FitRes
         samplesPerSecond: rate,
         etaSeconds: (options.train.length - seen) / rate,
       });
-      if (options.signal?.aborted && step < steps) {
+      // Stop only between optimizer steps, so that no half-accumulated gradient is lost.
+      if (options.signal?.aborted && step < steps && step % accumulation === 0) {
         const torchRng = Buffer.from(await native(addon.getRngState())).toString('base64');
         const resume: ResumeState = {
           ...state,
@@ -235,6 +293,7 @@ export async function fit(trainer: Trainer, options: FitOptions): Promise<FitRes
           bestPath,
           lastPath,
           interrupted: true,
+          stoppedEarly: false,
           cache,
         };
       }
@@ -273,6 +332,11 @@ export async function fit(trainer: Trainer, options: FitOptions): Promise<FitRes
     const torchRng = Buffer.from(await native(addon.getRngState())).toString('base64');
     await trainer.save(lastPath, checkpointMetadata(epoch, { resume: { ...state, torchRng } }));
     emit({ type: 'checkpoint', kind: 'last', path: lastPath, epoch });
+    const patience = options.earlyStoppingPatience;
+    if (patience && epoch - state.best.epoch >= patience && epoch < options.epochs) {
+      stoppedEarly = true;
+      break;
+    }
     if (options.signal?.aborted && epoch < options.epochs) {
       await trainer.save(resumePath, checkpointMetadata(epoch, { resume: { ...state, torchRng } }));
       emit({ type: 'interrupted', epoch: epoch + 1, step: 0, path: resumePath });
@@ -282,6 +346,7 @@ export async function fit(trainer: Trainer, options: FitOptions): Promise<FitRes
         bestPath,
         lastPath,
         interrupted: true,
+        stoppedEarly: false,
         cache,
       };
     }
@@ -293,6 +358,7 @@ export async function fit(trainer: Trainer, options: FitOptions): Promise<FitRes
     bestPath,
     lastPath,
     interrupted: false,
+    stoppedEarly,
     cache,
   };
 }

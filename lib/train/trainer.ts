@@ -168,13 +168,28 @@ export class Trainer {
   }
 
   /**
-   * Forward and backward pass in train mode; gradients are zeroed first unless `accumulate` is set.
+   * Forward and backward pass in train mode; gradients are zeroed first unless `accumulate` is set, and the
+   * loss is scaled by `lossScale` before back-propagation (1 / k when accumulating k batches).
    * @returns the weighted cross-entropy loss of the batch.
    */
-  async backward(batch: ImageBatch, options: { accumulate?: boolean } = {}): Promise<number> {
+  async backward(
+    batch: ImageBatch,
+    options: { accumulate?: boolean; lossScale?: number } = {},
+  ): Promise<number> {
     const { images, shape, levels, labels } = checkBatch(batch, 'batch', true);
     const accumulate = checkBoolean(options.accumulate ?? false, 'accumulate');
-    return native(this.native.backward(images, shape, levels, labels as Int32Array, accumulate));
+    const lossScale = checkNumber(options.lossScale ?? 1, 'lossScale', 0, 1e6);
+    return native(this.native.backward(images, shape, levels, labels as Int32Array, accumulate, lossScale));
+  }
+
+  /**
+   * Rescales the gradients so that their global L2 norm is at most maxNorm.
+   * @returns the norm before clipping.
+   */
+  async clipGradients(maxNorm: number): Promise<number> {
+    checkNumber(maxNorm, 'maxNorm', 0, 1e9);
+    if (maxNorm === 0) throw invalidArgument('a positive number', 'maxNorm', 0);
+    return native(this.native.clipGradients(maxNorm));
   }
 
   /** One AdamW update with the gradients held now. */

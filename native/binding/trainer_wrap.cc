@@ -25,6 +25,7 @@ Napi::Function TrainerWrap::Define(Napi::Env env) {
                      {
                          InstanceMethod<&TrainerWrap::Backward>("backward"),
                          InstanceMethod<&TrainerWrap::Step>("step"),
+                         InstanceMethod<&TrainerWrap::ClipGradients>("clipGradients"),
                          InstanceMethod<&TrainerWrap::TrainStep>("trainStep"),
                          InstanceMethod<&TrainerWrap::Evaluate>("evaluate"),
                          InstanceMethod<&TrainerWrap::Gradients>("gradients"),
@@ -71,6 +72,13 @@ Napi::Value TrainerWrap::Step(const Napi::CallbackInfo& info) {
         return Unit{};
       },
       Undefined);
+}
+
+Napi::Value TrainerWrap::ClipGradients(const Napi::CallbackInfo& info) {
+  auto trainer = trainer_;
+  const double max_norm = NumberArg(info, 0, "maxNorm");
+  return Schedule<double>(
+      info.Env(), [trainer, max_norm] { return trainer->ClipGradients(max_norm); }, LossToJs);
 }
 
 Napi::Value TrainerWrap::TrainStep(const Napi::CallbackInfo& info) {

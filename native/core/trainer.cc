@@ -71,20 +71,34 @@ torch::Tensor Trainer::Loss(const torch::Tensor& logits, const torch::Tensor& la
 }
 
 double Trainer::Backward(const torch::Tensor& images, const torch::Tensor& levels,
-                         const torch::Tensor& labels, bool accumulate) {
+                         const torch::Tensor& labels, bool accumulate, double loss_scale) {
   if (!labels.defined()) throw Error("ERR_INVALID_ARG", "a training step needs labels");
   CheckBatch(images, levels, labels);
   CheckTrainableSetUnchanged();
   if (!model_->IsTraining()) model_->SetTraining(true);
   if (!accumulate) optimizer_->zero_grad();
   torch::Tensor loss = Loss(model_->Forward(images, levels), labels);
-  loss.backward();
+  if (loss_scale == 1.0) {
+    loss.backward();
+  } else {
+    (loss * loss_scale).backward();
+  }
   const double value = loss.item<double>();
   if (!std::isfinite(value)) {
     throw Error("ERR_NUMERIC", "the training loss is " + std::to_string(value) +
                                    " (not finite); lower the learning rate or check the inputs");
   }
   return value;
+}
+
+double Trainer::ClipGradients(double max_norm) {
+  if (!(max_norm > 0)) throw Error("ERR_INVALID_ARG", "max gradient norm must be > 0");
+  std::vector<torch::Tensor> with_grad;
+  for (const auto& p : trainable_) {
+    if (p.grad().defined()) with_grad.push_back(p);
+  }
+  if (with_grad.empty()) return 0;
+  return torch::nn::utils::clip_grad_norm_(with_grad, max_norm);
 }
 
 void Trainer::Step() {

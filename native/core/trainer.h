@@ -40,9 +40,12 @@ class Trainer {
   const std::vector<std::string>& trainable_names() const { return trainable_names_; }
   int64_t steps() const { return steps_; }
 
-  // Zeroes gradients (unless accumulate), runs the model in train mode, returns the loss after backward.
+  // Zeroes gradients (unless accumulate), runs the model in train mode and back-propagates loss * loss_scale
+  // (1 / k when k batches are accumulated into one step). Returns the unscaled loss.
   double Backward(const torch::Tensor& images, const torch::Tensor& levels, const torch::Tensor& labels,
-                  bool accumulate = false);
+                  bool accumulate = false, double loss_scale = 1.0);
+  // Rescales the gradients so that their global L2 norm is at most max_norm; returns the norm before.
+  double ClipGradients(double max_norm);
   // Applies one AdamW update with the gradients held now.
   void Step();
   double TrainStep(const torch::Tensor& images, const torch::Tensor& levels, const torch::Tensor& labels);

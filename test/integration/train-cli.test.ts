@@ -26,7 +26,17 @@ describe('node bin/train.js', () => {
       exitCode = await main(
         ['node', 'train.js', '--data', data, '--models', RESNET18, 'no-such-backbone', '--models-dir', MODELS]
           .concat(['--num_epochs', '2', '--batch_size', '8', '--image_size', '64', '--crop_mm', '60'])
-          .concat(['--freeze_backbone', 'no', '--output', out, '--json']),
+          .concat(['--freeze_backbone', 'no', '--output', out, '--json'])
+          .concat([
+            '--lr-schedule',
+            'cosine',
+            '--warmup_steps',
+            '2',
+            '--clip-grad-norm',
+            '5',
+            '--accumulation_steps',
+            '2',
+          ]),
       );
     } finally {
       process.stdout.write = write;
@@ -80,6 +90,18 @@ describe('node bin/train.js', () => {
     expect(summary).toMatch(/^model,split,accuracy,macro_f1,weighted_f1,score,status\n/);
     expect(summary).toMatch(/no-such-backbone,.*failed: ERR_MODEL_FILE/);
     expect(summary).toMatch(/baseline_majority,test/);
+    for (const plot of [
+      'resnet18_training_curves',
+      'resnet18_val_confusion',
+      'resnet18_test_confusion',
+      'model_comparison',
+    ]) {
+      const png = fs.readFileSync(path.join(out, 'plots', `${plot}.png`));
+      expect(png.subarray(1, 4).toString()).toBe('PNG');
+    }
+    const testMetrics = JSON.parse(fs.readFileSync(path.join(results, 'resnet18_test_metrics.json'), 'utf8'));
+    expect(Object.keys(testMetrics.perLevel)).toEqual(['L1/L2', 'L2/L3', 'L3/L4', 'L4/L5', 'L5/S1']);
+    expect(testMetrics.bootstrap.macroF1.low).toBeLessThanOrEqual(testMetrics.bootstrap.macroF1.high);
     const leftovers = fs.readdirSync(results).filter((name) => name.includes('.tmp-'));
     expect(leftovers).toEqual([]);
   });

@@ -1,4 +1,9 @@
-import { competitionScore, computeMetrics } from '../../lib/report/metrics';
+import {
+  bootstrapOverStudies,
+  competitionScore,
+  computeMetrics,
+  perLevelMetrics,
+} from '../../lib/report/metrics';
 
 describe('metrics', () => {
   test('confusion matrix, accuracy, per-class, macro and weighted F1', () => {
@@ -31,5 +36,33 @@ describe('metrics', () => {
     const score = competitionScore([1, 0, 0, 2, 0, 0], [2, 0], ['a', 'a']);
     expect(Number.isFinite(score.total)).toBe(true);
     expect(score.levelLoss).toBeGreaterThan(20);
+  });
+});
+
+describe('per-level metrics and bootstrap intervals', () => {
+  test('per-level metrics split the samples by level', () => {
+    const probs = [0.9, 0.05, 0.05, 0.1, 0.1, 0.8, 0.2, 0.7, 0.1];
+    const byLevel = perLevelMetrics(probs, [0, 2, 0], ['a', 'a', 'b'], [0, 3, 3]);
+    expect(byLevel['L1/L2'].samples).toBe(1);
+    expect(byLevel['L1/L2'].accuracy).toBe(1);
+    expect(byLevel['L4/L5'].samples).toBe(2);
+    expect(byLevel['L4/L5'].accuracy).toBe(0.5);
+    expect(byLevel['L2/L3'].samples).toBe(0);
+  });
+
+  test('the bootstrap interval brackets the estimate and is reproducible', () => {
+    const n = 60;
+    const labels = Array.from({ length: n }, (_, i) => (i % 10 === 0 ? 2 : i % 5 === 0 ? 1 : 0));
+    const probs = labels.flatMap((l, i) =>
+      i % 7 === 0 ? [1 / 3, 1 / 3, 1 / 3] : [0, 1, 2].map((c) => (c === l ? 0.8 : 0.1)),
+    );
+    const studies = labels.map((_, i) => `s${Math.floor(i / 5)}`);
+    const a = bootstrapOverStudies(probs, labels, studies, { resamples: 200, seed: 1 });
+    const b = bootstrapOverStudies(probs, labels, studies, { resamples: 200, seed: 1 });
+    expect(a).toEqual(b);
+    expect(a.macroF1.low).toBeLessThanOrEqual(a.macroF1.estimate);
+    expect(a.macroF1.high).toBeGreaterThanOrEqual(a.macroF1.estimate);
+    expect(a.macroF1.high).toBeGreaterThan(a.macroF1.low);
+    expect(a.score.low).toBeLessThanOrEqual(a.score.high);
   });
 });
