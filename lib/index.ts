@@ -51,3 +51,5 @@ export type {
 } from './train/fit';
 export { computeMetrics, competitionScore, perLevelMetrics, bootstrapOverStudies } from './report/metrics';
 export type { Metrics, ClassMetrics, ConfidenceInterval } from './report/metrics';
+export { StenosisPredictor, submissionCsv } from './predict/predictor';
+export type { StudyPrediction, LevelPrediction, PredictorOptions } from './predict/predictor';

@@ -16,13 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
-
-def build_head(in_features, hidden1, hidden2, dropout):
-    # Same layer order, and so the same parameter names, as the addon's head.
-    return nn.Sequential(
-        nn.Linear(in_features, hidden1), nn.LayerNorm(hidden1), nn.GELU(), nn.Dropout(dropout),
-        nn.Linear(hidden1, hidden2), nn.LayerNorm(hidden2), nn.GELU(), nn.Dropout(dropout),
-        nn.Linear(hidden2, 3))
+# The head's definition is shared with the model export (scripts/stenosis_model.py, found beside this script).
+from stenosis_model import build_head
 
 
 def main():

@@ -81,7 +81,7 @@ export interface NativeTrainer {
   steps(): Promise<number>;
   setLearningRate(learningRate: number): Promise<void>;
   save(path: string, metadataJson: string): Promise<void>;
-  load(path: string): Promise<string>;
+  load(path: string, weightsOnly: boolean): Promise<string>;
 }
 
 export interface NativeBaseOptions {
@@ -96,6 +96,7 @@ export interface NativeBaseOptions {
 }
 
 export interface NativeAddon {
+  readCheckpointMetadata(path: string): Promise<string>;
   getRngState(): Promise<Uint8Array>;
   setRngState(state: Uint8Array): Promise<void>;
   prepareBase(

@@ -287,12 +287,14 @@ export class Trainer {
   }
 
   /**
-   * Restores a checkpoint written by save() into this model and optimizer.
+   * Restores a checkpoint written by save() into this model and optimizer (only the model with weightsOnly,
+   * e.g. for prediction).
    * @throws StenosisError ERR_CHECKPOINT when the file is missing, damaged or from a different model.
    */
-  async load(path: string): Promise<CheckpointMetadata> {
+  async load(path: string, options: { weightsOnly?: boolean } = {}): Promise<CheckpointMetadata> {
     if (typeof path !== 'string' || path.length === 0) throw invalidArgument('a file path', 'path', path);
-    const json = await native(this.native.load(path));
+    const weightsOnly = checkBoolean(options.weightsOnly ?? false, 'weightsOnly');
+    const json = await native(this.native.load(path, weightsOnly));
     let metadata: CheckpointMetadata;
     try {
       metadata = JSON.parse(json) as CheckpointMetadata;

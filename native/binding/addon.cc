@@ -184,6 +184,14 @@ Napi::Value SetRngState(const Napi::CallbackInfo& info) {
       Undefined);
 }
 
+// The metadata JSON of a checkpoint, to rebuild its model before loading the tensors into it.
+Napi::Value ReadCheckpointMetadata(const Napi::CallbackInfo& info) {
+  const std::string path = StringArg(info, 0, "path");
+  return Schedule<std::string>(
+      info.Env(), [path] { return ReadCheckpoint(path).metadata_json; },
+      [](Napi::Env env, std::string& metadata) -> Napi::Value { return Napi::String::New(env, metadata); });
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData();
   data->backbone = Napi::Persistent(BackboneWrap::Define(env));
@@ -197,6 +205,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads));
   exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads));
   exports.Set("cudaDeviceCount", Napi::Function::New(env, CudaDeviceCountJs));
+  exports.Set("readCheckpointMetadata", Napi::Function::New(env, ReadCheckpointMetadata));
   exports.Set("getRngState", Napi::Function::New(env, GetRngState));
   exports.Set("setRngState", Napi::Function::New(env, SetRngState));
   RegisterPreprocessing(env, exports);

@@ -147,8 +147,9 @@ Napi::Value TrainerWrap::Save(const Napi::CallbackInfo& info) {
 Napi::Value TrainerWrap::Load(const Napi::CallbackInfo& info) {
   auto trainer = trainer_;
   const std::string path = StringArg(info, 0, "path");
+  const bool weights_only = BoolArg(info, 1, "weightsOnly");
   return Schedule<std::string>(
-      info.Env(), [trainer, path] { return trainer->Load(path); },
+      info.Env(), [trainer, path, weights_only] { return trainer->Load(path, weights_only); },
       [](Napi::Env env, std::string& metadata) -> Napi::Value { return Napi::String::New(env, metadata); });
 }
 

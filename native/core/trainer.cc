@@ -163,7 +163,7 @@ void Trainer::Save(const std::string& path, const std::string& metadata_json) co
   WriteCheckpoint(path, contents);
 }
 
-std::string Trainer::Load(const std::string& path) {
+std::string Trainer::Load(const std::string& path, bool weights_only) {
   CheckpointContents contents = ReadCheckpoint(path);
   // Model tensors: every name must exist here with the same shape; extra or missing names are an error.
   NamedTensors state = model_->StateDict();
@@ -192,6 +192,7 @@ std::string Trainer::Load(const std::string& path) {
     torch::NoGradGuard no_grad;
     for (const auto& [name, tensor] : loaded) targets[name].copy_(tensor);
   }
+  if (weights_only) return contents.metadata_json;
   std::map<std::string, size_t> index;
   for (size_t i = 0; i < trainable_names_.size(); ++i) index[trainable_names_[i]] = i;
   auto& state_map = optimizer_->state();

@@ -59,8 +59,9 @@ class Trainer {
 
   // Whole trainable state: every model parameter and buffer, and the optimizer's per-parameter moments.
   void Save(const std::string& path, const std::string& metadata_json) const;
-  // Restores a checkpoint written by Save; returns its metadata JSON.
-  std::string Load(const std::string& path);
+  // Restores a checkpoint written by Save; returns its metadata JSON. With weights_only the optimizer state
+  // and step count are left as they are (for inference, or fine-tuning with a fresh optimizer).
+  std::string Load(const std::string& path, bool weights_only = false);
 
  private:
   void CheckTrainableSetUnchanged() const;

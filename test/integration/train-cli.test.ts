@@ -4,6 +4,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { main } from '../../lib/cli/train';
+import { main as predictMain } from '../../lib/cli/predict';
+import { StenosisPredictor } from '../../lib/predict/predictor';
 import { generateSyntheticDataset } from '../../lib/data/synthetic';
 import { computeMetrics } from '../../lib/report/metrics';
 import { MODELS, RESNET18, tempDir } from '../helpers';
@@ -120,5 +122,95 @@ describe('node bin/train.js', () => {
     expect(stderr).toMatch(/--freeze-backbone <bool>' argument 'maybe' is invalid\. expected true\/false/);
     expect(stderr).toMatch(/--batch-size <n>' argument '0' is invalid/);
     expect(stderr).toMatch(/unknown option '--no-such-flag'/);
+  });
+});
+
+describe('node bin/predict.js and StenosisPredictor', () => {
+  const dir = tempDir('predict');
+  const data = path.join(dir, 'data');
+  const out = path.join(dir, 'out');
+
+  beforeAll(async () => {
+    await generateSyntheticDataset(data, { studies: 8, seed: 9, imageSize: 128 });
+    const quiet = process.stdout.write.bind(process.stdout);
+    process.stdout.write = (() => true) as typeof process.stdout.write;
+    try {
+      await main(
+        [
+          'node',
+          'train.js',
+          '--data',
+          data,
+          '--models',
+          RESNET18,
+          '--num_epochs',
+          '1',
+          '--batch_size',
+          '8',
+        ].concat(['--image_size', '64', '--output', out]),
+      );
+    } finally {
+      process.stdout.write = quiet;
+    }
+  });
+
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  test('writes five rows per study in the submission format', async () => {
+    const submission = path.join(dir, 'submission.csv');
+    const checkpoint = path.join(out, 'trained_models', 'resnet18_best.ckpt');
+    const quiet = process.stdout.write.bind(process.stdout);
+    process.stdout.write = (() => true) as typeof process.stdout.write;
+    let code: number;
+    try {
+      code = await predictMain([
+        'node',
+        'predict.js',
+        '--checkpoint',
+        checkpoint,
+        '--data',
+        data,
+        '--output',
+        submission,
+      ]);
+    } finally {
+      process.stdout.write = quiet;
+    }
+    expect(code).toBe(0);
+    const rows = readCsv(submission);
+    expect(Object.keys(rows[0])).toEqual(['row_id', 'normal_mild', 'moderate', 'severe']);
+    expect(rows).toHaveLength(8 * 5);
+    expect(rows[0].row_id).toMatch(/^\d+_spinal_canal_stenosis_l1_l2$/);
+    expect(rows[4].row_id).toMatch(/_l5_s1$/);
+    for (const row of rows) {
+      expect(Number(row.normal_mild) + Number(row.moderate) + Number(row.severe)).toBeCloseTo(1, 5);
+    }
+    // The library gives the same numbers for one study in memory.
+    const predictor = await StenosisPredictor.load(checkpoint);
+    const study = rows[0].row_id.split('_')[0];
+    const one = await predictor.predictStudy(path.join(data, 'train_images', study));
+    expect(one.levels.map((l) => l.level)).toEqual(['L1/L2', 'L2/L3', 'L3/L4', 'L4/L5', 'L5/S1']);
+    expect(one.levels[2].severe).toBeCloseTo(Number(rows[2].severe), 5);
+  });
+
+  test('a missing checkpoint is a clear error', async () => {
+    let stderr = '';
+    const write = process.stderr.write.bind(process.stderr);
+    process.stderr.write = ((chunk: string) => ((stderr += chunk), true)) as typeof process.stderr.write;
+    try {
+      expect(
+        await predictMain([
+          'node',
+          'predict.js',
+          '--checkpoint',
+          path.join(dir, 'nope.ckpt'),
+          '--data',
+          data,
+        ]),
+      ).toBe(1);
+    } finally {
+      process.stderr.write = write;
+    }
+    expect(stderr).toMatch(/checkpoint .*nope\.ckpt does not exist \(ERR_CHECKPOINT\)/);
   });
 });

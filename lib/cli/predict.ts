@@ -1,0 +1,65 @@
+import path from 'node:path';
+import { Command } from 'commander';
+import { writeFileAtomic } from '../data/atomic';
+import { StenosisPredictor, submissionCsv } from '../predict/predictor';
+import { setNumThreads } from '../runtime';
+import { normalizeFlagSpelling, parsePositiveInt } from './options';
+
+export function buildCommand(): Command {
+  return new Command('predict.js')
+    .description(
+      'Write spinal canal stenosis probabilities for every study of a dataset folder (test_images/ or ' +
+        'train_images/) in the competition submission format: row_id,normal_mild,moderate,severe, five rows per ' +
+        'study. Each study is read from the middle instance of its first Sagittal T2/STIR series, uncropped.',
+    )
+    .requiredOption(
+      '--checkpoint <file>',
+      'a checkpoint written by train.js (trained_models/<model>_best.ckpt)',
+    )
+    .requiredOption('--data <dir>', 'dataset folder with test_images/<study>/<series>/<instance>.dcm')
+    .option('--output <file>', 'submission CSV to write', 'submission.csv')
+    .option('--backbone <file>', 'backbone TorchScript file (default: the one recorded in the checkpoint)')
+    .option('--device <device>', 'cpu, cuda or cuda:N', 'cpu')
+    .option('--threads <n>', 'libtorch threads (default: all cores)', parsePositiveInt)
+    .option('--batch-size <n>', 'images per forward pass', parsePositiveInt, 16);
+}
+
+/** Runs the predict command on argv (as process.argv); resolves to the exit code. */
+export async function main(argv: readonly string[]): Promise<number> {
+  const command = buildCommand();
+  command.exitOverride();
+  try {
+    command.parse(normalizeFlagSpelling(argv));
+  } catch (error) {
+    const code = (error as { exitCode?: number }).exitCode;
+    return typeof code === 'number' ? code : 2;
+  }
+  const options = command.opts() as {
+    checkpoint: string;
+    data: string;
+    output: string;
+    backbone?: string;
+    device: 'cpu';
+    threads?: number;
+    batchSize: number;
+  };
+  try {
+    if (options.threads) setNumThreads(options.threads);
+    const predictor = await StenosisPredictor.load(options.checkpoint, {
+      device: options.device,
+      backbone: options.backbone,
+      batchSize: options.batchSize,
+    });
+    const predictions = await predictor.predictDataset(options.data);
+    const output = path.resolve(options.output);
+    writeFileAtomic(output, submissionCsv(predictions));
+    process.stdout.write(
+      `${predictions.length} studies, ${predictions.length * 5} rows written to ${output}\n`,
+    );
+    return 0;
+  } catch (error) {
+    const err = error as { code?: string; message?: string };
+    process.stderr.write(`error: ${err.message ?? String(error)}${err.code ? ` (${err.code})` : ''}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,232 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { parse } from 'csv-parse/sync';
+import { native, StenosisError } from '../errors';
+import { loadAddon } from '../native/loader';
+import { Backbone } from '../model/backbone';
+import { LevelEmbedding } from '../model/level-embedding';
+import { StenosisClassifier } from '../model/classifier';
+import { LEVELS, SEVERITIES, type Level } from '../model/levels';
+import { Trainer, type CheckpointMetadata } from '../train/trainer';
+import { evaluateSamples } from '../train/fit';
+import { SampleCache, type PipelineOptions } from '../data/loader';
+import { middleInstance } from '../data/rsna';
+import { readDicomHeader } from '../data/dicom';
+import { rowIdOf, type Sample } from '../data/samples';
+import type { DeviceSpec } from '../runtime';
+
+/** Probabilities of one level of one study, in the competition's row format. */
+export interface LevelPrediction {
+  rowId: string;
+  level: Level;
+  normal_mild: number;
+  moderate: number;
+  severe: number;
+  /** The image the prediction was made from. */
+  imagePath: string;
+}
+
+export interface StudyPrediction {
+  studyId: string;
+  levels: LevelPrediction[];
+}
+
+export interface PredictorOptions {
+  device?: DeviceSpec;
+  /** The backbone file; default: the one recorded in the checkpoint. */
+  backbone?: string;
+  batchSize?: number;
+}
+
+const ID = /^\d+$/;
+const SAGITTAL_T2 = /sagittal\s*t2/i;
+
+/** Sagittal T2/STIR series of a study folder: from the descriptions CSV when given, else from DICOM headers. */
+async function sagittalT2Series(studyFolder: string, described?: Map<string, string>): Promise<string[]> {
+  const series = fs
+    .readdirSync(studyFolder)
+    .filter((name) => ID.test(name) && fs.statSync(path.join(studyFolder, name)).isDirectory())
+    .sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : 1));
+  if (described && series.some((id) => described.has(id))) {
+    return series.filter((id) => SAGITTAL_T2.test(described.get(id) ?? ''));
+  }
+  const found: string[] = [];
+  for (const id of series) {
+    const first = fs.readdirSync(path.join(studyFolder, id)).find((name) => name.endsWith('.dcm'));
+    if (!first) continue;
+    const header = await readDicomHeader(path.join(studyFolder, id, first));
+    if (SAGITTAL_T2.test(header.seriesDescription ?? '')) found.push(id);
+  }
+  return found;
+}
+
+/**
+ * A trained model loaded from a checkpoint, predicting the five levels of a study from its Sagittal T2/STIR
+ * series (the first if there are several; its middle instance by position; uncropped, since there are no
+ * coordinates at prediction time).
+ */
+export class StenosisPredictor {
+  private constructor(
+    private readonly trainer: Trainer,
+    private readonly pipeline: PipelineOptions,
+    private readonly cache: SampleCache,
+    private readonly batchSize: number,
+    /** The checkpoint's metadata. */
+    readonly metadata: CheckpointMetadata,
+  ) {}
+
+  /**
+   * Rebuilds the model recorded in a checkpoint and loads its weights.
+   * @throws StenosisError ERR_CHECKPOINT (missing or damaged), ERR_MODEL_FILE (backbone not found).
+   */
+  static async load(checkpoint: string, options: PredictorOptions = {}): Promise<StenosisPredictor> {
+    if (!fs.existsSync(checkpoint))
+      throw new StenosisError('ERR_CHECKPOINT', `checkpoint ${checkpoint} does not exist`);
+    const metadata = JSON.parse(
+      await native(loadAddon().readCheckpointMetadata(checkpoint)),
+    ) as CheckpointMetadata;
+    const user = (metadata.user ?? {}) as { backbonePath?: string; pipeline?: PipelineOptions };
+    const backbonePath = options.backbone ?? user.backbonePath;
+    if (!backbonePath) {
+      throw new StenosisError(
+        'ERR_MODEL_FILE',
+        `checkpoint ${checkpoint} does not record its backbone file: pass the backbone (--backbone FILE.pt)`,
+      );
+    }
+    const pipeline: PipelineOptions = {
+      size: user.pipeline?.size ?? metadata.backbone.inputSize,
+      crop: null,
+      scaling: user.pipeline?.scaling ?? 'minmax',
+      mean: metadata.backbone.mean,
+      std: metadata.backbone.std,
+      flipProbability: 0,
+      rotationDegrees: 0,
+    };
+    const backbone = await Backbone.load(backbonePath, {
+      device: options.device ?? 'cpu',
+      inputSize: pipeline.size,
+    });
+    await backbone.freeze();
+    const classifier = await StenosisClassifier.create({
+      backbone,
+      levelEmbedding: new LevelEmbedding({ dimension: metadata.classifier.embeddingDim }),
+      hiddenSizes: metadata.classifier.hiddenSizes,
+      dropout: metadata.classifier.dropout,
+    });
+    const trainer = await Trainer.create(classifier);
+    await trainer.load(checkpoint, { weightsOnly: true });
+    return new StenosisPredictor(
+      trainer,
+      pipeline,
+      new SampleCache(pipeline),
+      options.batchSize ?? 16,
+      metadata,
+    );
+  }
+
+  private async samplesOfStudy(studyFolder: string, described?: Map<string, string>): Promise<Sample[]> {
+    const studyId = path.basename(path.resolve(studyFolder));
+    if (!fs.existsSync(studyFolder))
+      throw new StenosisError('ERR_DATA', `study folder ${studyFolder} does not exist`);
+    const series = await sagittalT2Series(studyFolder, described);
+    if (series.length === 0) {
+      throw new StenosisError('ERR_DATA', `study ${studyId} (${studyFolder}) has no Sagittal T2/STIR series`);
+    }
+    const middle = await middleInstance(path.join(studyFolder, series[0]));
+    if (!middle)
+      throw new StenosisError('ERR_DATA', `series ${path.join(studyFolder, series[0])} has no .dcm files`);
+    return LEVELS.map((_, level) => ({
+      rowId: rowIdOf(studyId, level),
+      studyId,
+      seriesId: series[0],
+      instanceNumber: middle.header.instanceNumber,
+      imagePath: middle.file,
+      level,
+      label: null,
+      x: null,
+      y: null,
+    }));
+  }
+
+  private async predictSamples(samples: Sample[]): Promise<StudyPrediction[]> {
+    const { probabilities, samples: done } = await evaluateSamples(
+      this.trainer,
+      samples,
+      this.cache,
+      this.pipeline,
+      {
+        batchSize: this.batchSize,
+      },
+    );
+    const byStudy = new Map<string, LevelPrediction[]>();
+    done.forEach((s, i) => {
+      const row: LevelPrediction = {
+        rowId: s.rowId,
+        level: LEVELS[s.level],
+        normal_mild: probabilities[3 * i],
+        moderate: probabilities[3 * i + 1],
+        severe: probabilities[3 * i + 2],
+        imagePath: s.imagePath,
+      };
+      byStudy.set(s.studyId, [...(byStudy.get(s.studyId) ?? []), row]);
+    });
+    return [...byStudy].map(([studyId, levels]) => ({ studyId, levels }));
+  }
+
+  /** The five levels' probabilities of one study folder (<study_id>/<series_id>/<instance>.dcm). */
+  async predictStudy(studyFolder: string): Promise<StudyPrediction> {
+    const [prediction] = await this.predictSamples(await this.samplesOfStudy(studyFolder));
+    return prediction;
+  }
+
+  /**
+   * Every study of a dataset folder: test_images/ (or train_images/) with the matching
+   * *_series_descriptions.csv when present.
+   */
+  async predictDataset(
+    folder: string,
+    onStudy?: (done: number, total: number) => void,
+  ): Promise<StudyPrediction[]> {
+    const imagesDir = ['test_images', 'train_images']
+      .map((name) => path.join(folder, name))
+      .find((d) => fs.existsSync(d));
+    if (!imagesDir)
+      throw new StenosisError('ERR_DATA', `${folder} has neither test_images/ nor train_images/`);
+    const prefix = path.basename(imagesDir).replace('_images', '');
+    const csv = path.join(folder, `${prefix}_series_descriptions.csv`);
+    const descriptions = new Map<string, Map<string, string>>();
+    if (fs.existsSync(csv)) {
+      const rows = parse(fs.readFileSync(csv, 'utf8'), {
+        columns: true,
+        skip_empty_lines: true,
+        trim: true,
+      }) as Record<string, string>[];
+      for (const row of rows) {
+        const study = descriptions.get(row.study_id) ?? new Map<string, string>();
+        study.set(row.series_id, row.series_description);
+        descriptions.set(row.study_id, study);
+      }
+    }
+    const studies = fs
+      .readdirSync(imagesDir)
+      .filter((name) => ID.test(name))
+      .sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : 1));
+    const samples: Sample[] = [];
+    for (const [i, study] of studies.entries()) {
+      samples.push(...(await this.samplesOfStudy(path.join(imagesDir, study), descriptions.get(study))));
+      onStudy?.(i + 1, studies.length);
+    }
+    return this.predictSamples(samples);
+  }
+}
+
+/** The competition's submission CSV: row_id,normal_mild,moderate,severe with five rows per study. */
+export function submissionCsv(predictions: readonly StudyPrediction[]): string {
+  const lines = [`row_id,${SEVERITIES.join(',')}`];
+  for (const study of predictions) {
+    for (const level of study.levels) {
+      lines.push([level.rowId, level.normal_mild, level.moderate, level.severe].map(String).join(','));
+    }
+  }
+  return lines.join('\n') + '\n';
+}
