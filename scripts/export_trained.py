@@ -68,15 +68,18 @@ def preprocessing_notes(pipeline, mean, std, input_size):
     crop = (pipeline or {}).get("crop")
     if crop:
         notes.append(f"crop a {crop['size']} {crop['unit']} square centred on the level's x/y "
-                     f"({'using PixelSpacing' if crop['unit'] == 'mm' else 'in pixels'})")
+                     f"({'using PixelSpacing' if crop['unit'] == 'mm' else 'in pixels'}), padded with the "
+                     f"image's minimum where it leaves the image")
     elif pipeline is not None:
         notes.append("no crop: the whole slice")
     scaling = (pipeline or {}).get("scaling")
     if scaling == "percentile":
-        notes.append("scale intensities to [0, 1] between the 0.5 and 99.5 percentiles, clipped")
+        notes.append("scale the (cropped) region's intensities to [0, 1] between its 0.5 and 99.5 percentiles, "
+                     "clamped")
     elif scaling == "minmax":
-        notes.append("scale intensities to [0, 1] by min-max")
-    notes.append(f"antialiased resize to {input_size} x {input_size}")
+        notes.append("scale the (cropped) region's intensities to [0, 1] by its min and max")
+    notes.append(f"resize to {input_size} x {input_size}: bilinear, antialiased, align_corners=False, "
+                 f"clamped to [0, 1]")
     notes.append("repeat the grey channel to 3 channels")
     notes.append(f"normalize per channel: (x - mean) / std with mean {list(mean)} and std {list(std)}")
     notes.append("no flip or rotation: those are training augmentation only")
@@ -107,6 +110,8 @@ def export(args):
         model = load_from_checkpoint(checkpoint_path, backbone_path)
     except CheckpointError as error:
         raise ExportError(str(error)) from error
+    if out == backbone_path:
+        raise ExportError(f"--out {out} is the backbone file itself; choose another path")
 
     user = metadata.get("user") or {}
     pipeline = user.get("pipeline")
@@ -122,10 +127,13 @@ def export(args):
         raise ExportError(f"torch.jit.script failed for {checkpoint_path} with backbone {backbone_path}: "
                           f"{str(error).strip().splitlines()[0]}") from error
 
-    os.makedirs(os.path.dirname(out), exist_ok=True)
     temporary = os.path.join(os.path.dirname(out), f".{os.path.basename(out)}.tmp-{os.getpid()}")
     try:
-        torch.jit.save(scripted, temporary)
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        try:
+            torch.jit.save(scripted, temporary)
+        except RuntimeError as error:  # torch's zip writer reports unwritable paths as RuntimeError
+            raise OSError(str(error).strip().splitlines()[0]) from error
         # Check the file as written, before it takes the final name: a bad export never replaces a good one.
         reloaded = torch.jit.load(temporary, map_location="cpu")
         generator = torch.Generator().manual_seed(args.seed)
@@ -139,8 +147,6 @@ def export(args):
             raise ExportError(f"the exported {out} gives probabilities {difference:.3g} away from the eager model "
                               f"(allowed {CHECK_TOLERANCE}); nothing written")
         os.replace(temporary, out)
-    except ExportError:
-        raise
     except OSError as error:
         raise ExportError(f"cannot write {out}: {error}") from error
     finally:

@@ -14,7 +14,8 @@ import { writeFileAtomic } from '../data/atomic';
 import type { PipelineOptions } from '../data/loader';
 import { SeededRandom } from '../data/random';
 import { readRsnaDataset } from '../data/rsna';
-import { countProblems, type Sample } from '../data/samples';
+import { countProblems, type DataProblem, type Sample } from '../data/samples';
+import { describeProblems, validateSamples } from '../data/validate';
 import { readReferenceCsv, splitByStudy, writeReferenceCsv, type Splits } from '../data/splits';
 import { ensureSyntheticDataset } from '../data/synthetic';
 import { plotConfusionMatrix, plotModelComparison, plotTrainingCurves } from '../report/plots';
@@ -592,12 +593,20 @@ export async function main(argv: readonly string[]): Promise<number> {
         `libtorch ${versions().torch}, ${getNumThreads()} threads, device ${options.device}, output ${options.output}`,
     );
     let splits: Splits;
+    const dataProblems: DataProblem[] = [];
     if (options.trainCsv) {
       splits = {
-        train: readReferenceCsv(options.trainCsv),
-        val: readReferenceCsv(options.valCsv as string),
-        test: readReferenceCsv(options.testCsv as string),
+        train: readReferenceCsv(options.trainCsv, dataProblems),
+        val: readReferenceCsv(options.valCsv as string, dataProblems),
+        test: readReferenceCsv(options.testCsv as string, dataProblems),
       };
+      if (dataProblems.length > 0 && !options.skipBadSamples) {
+        throw new StenosisError(
+          'ERR_DATA',
+          `the split CSVs have ${dataProblems.length} bad row(s) (--skip-bad-samples leaves them out):\n` +
+            describeProblems(dataProblems),
+        );
+      }
     } else {
       let folder = options.data;
       if (!folder) {
@@ -607,6 +616,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         ensureQuickBackbone(options.modelsDir, log);
       }
       const dataset = await readRsnaDataset(folder);
+      dataProblems.push(...dataset.problems);
       const problems = countProblems(dataset.problems);
       reporter.emit(
         {
@@ -628,6 +638,33 @@ export async function main(argv: readonly string[]): Promise<number> {
       writeReferenceCsv(path.join(splitDir, 'train.csv'), splits.train);
       writeReferenceCsv(path.join(splitDir, 'val.csv'), splits.val);
       writeReferenceCsv(path.join(splitDir, 'test.csv'), splits.test);
+    }
+    // Validation pass: every image is decoded once, so that all unreadable files are reported together.
+    const checked = await validateSamples([...splits.train, ...splits.val, ...splits.test]);
+    dataProblems.push(...checked.problems);
+    writeFileAtomic(
+      path.join(options.output, 'results', 'data_problems.json'),
+      JSON.stringify({ counts: countProblems(dataProblems), problems: dataProblems }, null, 2) + '\n',
+    );
+    if (checked.problems.length > 0) {
+      if (!options.skipBadSamples) {
+        throw new StenosisError(
+          'ERR_DATA',
+          `${checked.problems.length} image(s) cannot be read (--skip-bad-samples leaves them out):\n` +
+            describeProblems(checked.problems),
+        );
+      }
+      const valid = new Set(checked.valid);
+      splits = {
+        train: splits.train.filter((s) => valid.has(s)),
+        val: splits.val.filter((s) => valid.has(s)),
+        test: splits.test.filter((s) => valid.has(s)),
+      };
+      reporter.emit(
+        { event: 'warning', model: '', message: `skipped ${checked.problems.length} unreadable image(s)` },
+        `skipped ${checked.problems.length} unreadable image(s), listed in results/data_problems.json:\n` +
+          describeProblems(checked.problems, 5),
+      );
     }
     for (const [name, samples] of Object.entries(splits)) {
       if (samples.some((s: Sample) => s.label === null))

@@ -4,7 +4,8 @@ import { parse } from 'csv-parse/sync';
 import { StenosisError } from '../errors';
 import { LEVELS, levelIndex, SEVERITIES, severityIndex } from '../model/levels';
 import { SeededRandom } from './random';
-import { rowIdOf, type Sample } from './samples';
+import { rowIdOf, type DataProblem, type Sample } from './samples';
+import { describeProblems } from './validate';
 import { writeFileAtomic } from './atomic';
 
 export interface Splits {
@@ -76,9 +77,11 @@ export function writeReferenceCsv(file: string, samples: readonly Sample[]): voi
 
 /**
  * Reads a reference-layout CSV: image_path,row_id,level,severity (optional x,y); levels L1/L2 .. L5/S1,
- * severities normal_mild, moderate, severe; relative image paths resolve against the CSV's folder.
+ * severities normal_mild, moderate, severe; relative image paths resolve against the CSV's folder and must stay
+ * inside it. Every bad row is reported (not only the first); with `problems` given they are collected there and
+ * the good rows returned, otherwise the first batch of problems is thrown as one error.
  */
-export function readReferenceCsv(file: string): Sample[] {
+export function readReferenceCsv(file: string, problems?: DataProblem[]): Sample[] {
   if (!fs.existsSync(file)) throw new StenosisError('ERR_DATA', `split file ${file} does not exist`);
   let rows: Record<string, string>[];
   try {
@@ -97,24 +100,72 @@ export function readReferenceCsv(file: string): Sample[] {
     const missing = required.filter((c) => !(c in rows[0]));
     if (missing.length) throw new StenosisError('ERR_DATA', `${file} lacks column(s) ${missing.join(', ')}`);
   }
-  return rows.map((row, index) => {
+  const found: DataProblem[] = [];
+  const samples: Sample[] = [];
+  const seen = new Map<string, number>();
+  rows.forEach((row, index) => {
     const where = `${file} row ${index + 2}`;
-    const level = levelIndex(row.level, where);
-    const label = row.severity ? severityIndex(row.severity, where) : null;
-    const imagePath = path.resolve(folder, row.image_path);
-    const studyId = row.row_id.split('_')[0] || row.row_id;
-    const x = row.x ? Number(row.x) : NaN;
-    const y = row.y ? Number(row.y) : NaN;
-    return {
-      rowId: row.row_id || rowIdOf(studyId, level),
-      studyId,
-      seriesId: null,
-      instanceNumber: null,
-      imagePath,
-      level,
-      label,
-      x: Number.isFinite(x) ? x : null,
-      y: Number.isFinite(y) ? y : null,
-    };
+    try {
+      const level = levelIndex(row.level, where);
+      const label = row.severity ? severityIndex(row.severity, where) : null;
+      const imagePath = path.resolve(folder, row.image_path);
+      const relative = path.relative(folder, imagePath);
+      if (relative.startsWith('..') || path.isAbsolute(relative)) {
+        found.push({
+          kind: 'bad-path',
+          where,
+          message: `image_path ${row.image_path} leaves the CSV's folder ${folder}`,
+        });
+        return;
+      }
+      if (seen.has(row.row_id)) {
+        found.push({
+          kind: 'duplicate-row',
+          where,
+          message: `row_id ${row.row_id} already appears at row ${seen.get(row.row_id)}`,
+        });
+        return;
+      }
+      seen.set(row.row_id, index + 2);
+      if (!fs.existsSync(imagePath)) {
+        found.push({ kind: 'missing-image', where, message: `${imagePath} does not exist` });
+        return;
+      }
+      const studyId = row.row_id.split('_')[0] || row.row_id;
+      const x = row.x ? Number(row.x) : NaN;
+      const y = row.y ? Number(row.y) : NaN;
+      samples.push({
+        rowId: row.row_id || rowIdOf(studyId, level),
+        studyId,
+        seriesId: null,
+        instanceNumber: null,
+        imagePath,
+        level,
+        label,
+        x: Number.isFinite(x) ? x : null,
+        y: Number.isFinite(y) ? y : null,
+      });
+    } catch (error) {
+      const code = (error as StenosisError).code;
+      found.push({
+        kind:
+          code === 'ERR_UNKNOWN_LEVEL'
+            ? 'unknown-level'
+            : code === 'ERR_UNKNOWN_SEVERITY'
+              ? 'unknown-severity'
+              : 'bad-row',
+        where,
+        message: (error as Error).message,
+      });
+    }
   });
+  if (problems) {
+    problems.push(...found);
+  } else if (found.length > 0) {
+    throw new StenosisError(
+      'ERR_DATA',
+      `${file} has ${found.length} bad row(s):\n${describeProblems(found)}`,
+    );
+  }
+  return samples;
 }
