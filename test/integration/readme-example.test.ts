@@ -3,6 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { generateSyntheticDataset } from '../../lib/data/synthetic';
 import { MODELS, ROOT, tempDir } from '../helpers';
 
 test('the README library example is examples/library.js and it trains, evaluates and saves', () => {
@@ -23,5 +24,29 @@ test('the README library example is examples/library.js and it trains, evaluates
   expect(output).toMatch(/P\(severe\) at L4\/L5: 0\.\d{3}/);
   const checkpoint = path.join(dir, 'stenosis.ckpt');
   expect(fs.statSync(checkpoint).size).toBeGreaterThan(1e6);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('the README fit example is examples/fit.js and it trains, validates and tests on DICOM files', async () => {
+  const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+  const block = /```js\n(\/\/ example: fit\n[\s\S]*?)```/.exec(readme);
+  expect(block).not.toBeNull();
+  const example = fs.readFileSync(path.join(ROOT, 'examples', 'fit.js'), 'utf8');
+  expect(block![1]).toBe(example);
+
+  const dir = tempDir('readme-fit');
+  fs.mkdirSync(path.join(dir, 'node_modules'));
+  fs.symlinkSync(ROOT, path.join(dir, 'node_modules', 'lumbar-stenosis'));
+  fs.symlinkSync(MODELS, path.join(dir, 'models'));
+  fs.writeFileSync(path.join(dir, 'fit.js'), example);
+  await generateSyntheticDataset(path.join(dir, 'data'), { studies: 24, seed: 1, imageSize: 128 });
+  const output = execFileSync(process.execPath, ['fit.js', path.join(dir, 'data')], {
+    cwd: dir,
+    encoding: 'utf8',
+  });
+  expect(output).toMatch(/^\d+ samples, \d+ rows not usable\n/);
+  expect(output).toMatch(/epoch 1: train loss \d\.\d{3}, val macro F1 \d\.\d{3}\nepoch 2: /);
+  expect(output).toMatch(/test macro F1 \d\.\d{3}, competition score \d+\.\d{3}\n$/);
+  expect(fs.existsSync(path.join(dir, 'example-checkpoints', 'resnet18_best.ckpt'))).toBe(true);
   fs.rmSync(dir, { recursive: true, force: true });
 });
