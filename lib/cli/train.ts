@@ -5,7 +5,7 @@ import { Command, Option } from 'commander';
 import { StenosisError } from '../errors';
 import { Backbone, defaultModelsDir } from '../model/backbone';
 import { LevelEmbedding } from '../model/level-embedding';
-import { StenosisClassifier } from '../model/classifier';
+import { StenosisClassifier, type Precision } from '../model/classifier';
 import { LEVELS, SEVERITIES } from '../model/levels';
 import { packageRoot } from '../native/loader';
 import { setNumThreads, getNumThreads, versions } from '../runtime';
@@ -71,6 +71,8 @@ export interface TrainOptions {
   skipBadSamples: boolean;
   selectBy: SelectionMetric;
   resume: boolean;
+  precision: Precision;
+  channelsLast: boolean;
   lrSchedule: 'constant' | 'cosine';
   warmupSteps: number;
   earlyStopping?: number;
@@ -254,17 +256,45 @@ async function trainModel(
   const unfrozen = options.freezeBackbone
     ? await backbone.unfreezeLast(options.unfreezeLastN)
     : await backbone.unfreezeLast(Number.MAX_SAFE_INTEGER);
-  const classifier = await StenosisClassifier.create({
-    backbone,
-    levelEmbedding: new LevelEmbedding({ dimension: options.levelEmbeddings }),
-    dropout: options.dropout,
-    seed: options.seed,
-  });
-  const trainer = await Trainer.create(classifier, {
-    learningRate: options.learningRate,
-    weightDecay: options.weightDecay,
-    trainingLabels: splits.train.map((s) => s.label as number),
-  });
+  const build = async (precision: Precision) => {
+    const classifier = await StenosisClassifier.create({
+      backbone,
+      levelEmbedding: new LevelEmbedding({ dimension: options.levelEmbeddings }),
+      dropout: options.dropout,
+      seed: options.seed,
+      precision,
+      memoryFormat: options.channelsLast && backbone.metadata.convolutional ? 'channels_last' : 'contiguous',
+    });
+    const trainer = await Trainer.create(classifier, {
+      learningRate: options.learningRate,
+      weightDecay: options.weightDecay,
+      trainingLabels: splits.train.map((s) => s.label as number),
+    });
+    return { classifier, trainer };
+  };
+  let { classifier, trainer } = await build(options.precision);
+  if (options.precision !== 'fp32') {
+    // A trial step before training: some backbones fail under bf16 in libtorch 1.13 (e.g. ViT-B/16's attention),
+    // which must not surface as a crash in the middle of an epoch.
+    const size = backbone.inputSize;
+    const failure = await trainer.trialStep({
+      images: new Float32Array(2 * 3 * size * size),
+      shape: [2, 3, size, size],
+      levels: [0, 4],
+      labels: [0, 2],
+    });
+    if (failure) {
+      const reason = failure
+        .split('\n')
+        .filter((line) => line.trim())
+        .pop();
+      reporter.emit(
+        { event: 'warning', model, message: `${options.precision} failed (${reason}); falling back to fp32` },
+        `warning: ${slug} does not run in ${options.precision} with libtorch ${versions().torch} (${reason}); training in fp32 instead`,
+      );
+      ({ classifier, trainer } = await build('fp32'));
+    }
+  }
   const trainable = await classifier.parameterCount(true);
   reporter.emit(
     {
@@ -275,6 +305,7 @@ async function trainModel(
       trainableParameters: trainable,
     },
     `\n== ${slug}: ${backbone.metadata.architecture}, ${backbone.featureDim} features, input ${backbone.inputSize} px, ` +
+      `${classifier.precision}${classifier.memoryFormat === 'channels_last' ? ' channels-last' : ''}, ` +
       `${unfrozen.length} backbone tensors unfrozen, ${trainable.toLocaleString('en-US')} trainable parameters` +
       (backbone.metadata.pretrained
         ? ''
@@ -528,6 +559,15 @@ export function buildCommand(): Command {
         .choices(['macroF1', 'score'])
         .default('macroF1'),
     )
+    .addOption(
+      new Option(
+        '--precision <kind>',
+        'backbone autocast: fp32, bf16 (AMX/AVX512-BF16 CPUs, GPUs), fp16 (CUDA only)',
+      )
+        .choices(['fp32', 'bf16', 'fp16'])
+        .default('fp32'),
+    )
+    .option('--channels-last', 'channels-last memory format for convolutional backbones', false)
     .option('--resume', 'continue an interrupted run (Ctrl-C saves its state) in the same --output', false)
     .addOption(
       new Option(

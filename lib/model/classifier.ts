@@ -13,7 +13,7 @@ import type { NativeClassifier, NativeNamedTensor } from '../native/types';
 import { Backbone } from './backbone';
 import { LevelEmbedding } from './level-embedding';
 import { SEVERITIES } from './levels';
-import { checkBatch, type ImageBatch } from './tensors';
+import { checkBatch, checkImages, type ImageBatch } from './tensors';
 
 export const PRECISIONS = ['fp32', 'bf16', 'fp16'] as const;
 export type Precision = (typeof PRECISIONS)[number];
@@ -142,6 +142,12 @@ export class StenosisClassifier {
   async forward(batch: ImageBatch): Promise<Float32Array> {
     const { images, shape, levels } = checkBatch(batch, 'batch', false);
     return native(this.native.forward(images, shape, levels));
+  }
+
+  /** Backbone features [batch, featureDim] at the classifier's precision (autocast) and memory format. */
+  async features(batch: Pick<ImageBatch, 'images' | 'shape'>): Promise<Float32Array> {
+    const { images, shape } = checkImages(batch, 'batch');
+    return native(this.native.features(images, shape));
   }
 
   /** Class probabilities [batch, 3] in eval mode (no dropout, batch-norm running statistics). */

@@ -38,6 +38,7 @@ export interface NativeClassifierOptions {
 
 export interface NativeClassifier {
   forward(images: Float32Array, shape: number[], levels: Int32Array): Promise<Float32Array>;
+  features(images: Float32Array, shape: number[]): Promise<Float32Array>;
   setTraining(training: boolean): Promise<void>;
   parameters(trainableOnly: boolean): Promise<NativeNamedTensor[]>;
   parameterCount(trainableOnly: boolean): Promise<number>;
@@ -69,6 +70,7 @@ export interface NativeTrainer {
   ): Promise<number>;
   step(): Promise<void>;
   clipGradients(maxNorm: number): Promise<number>;
+  trialStep(images: Float32Array, shape: number[], levels: Int32Array, labels: Int32Array): Promise<string>;
   trainStep(images: Float32Array, shape: number[], levels: Int32Array, labels: Int32Array): Promise<number>;
   evaluate(
     images: Float32Array,

@@ -183,6 +183,17 @@ export class Trainer {
   }
 
   /**
+   * One forward and backward pass in eval mode (no batch-norm statistics change), gradients cleared after: shows
+   * before training whether the model runs at its precision (some backbones fail under bf16 in libtorch 1.13).
+   * @returns null when it ran, else the error message.
+   */
+  async trialStep(batch: ImageBatch): Promise<string | null> {
+    const { images, shape, levels, labels } = checkBatch(batch, 'batch', true);
+    const failure = await native(this.native.trialStep(images, shape, levels, labels as Int32Array));
+    return failure === '' ? null : failure;
+  }
+
+  /**
    * Rescales the gradients so that their global L2 norm is at most maxNorm.
    * @returns the norm before clipping.
    */

@@ -7,6 +7,7 @@ Napi::Function ClassifierWrap::Define(Napi::Env env) {
   return DefineClass(env, "NativeClassifier",
                      {
                          InstanceMethod<&ClassifierWrap::Forward>("forward"),
+                         InstanceMethod<&ClassifierWrap::Features>("features"),
                          InstanceMethod<&ClassifierWrap::SetTraining>("setTraining"),
                          InstanceMethod<&ClassifierWrap::Parameters>("parameters"),
                          InstanceMethod<&ClassifierWrap::ParameterCount>("parameterCount"),
@@ -40,6 +41,18 @@ Napi::Value ClassifierWrap::Forward(const Napi::CallbackInfo& info) {
         return model->Forward(images, levels).to(torch::kCPU).contiguous();
       },
       [](Napi::Env env, torch::Tensor& logits) -> Napi::Value { return ToFloat32Array(env, logits); });
+}
+
+Napi::Value ClassifierWrap::Features(const Napi::CallbackInfo& info) {
+  auto model = model_;
+  torch::Tensor images = ImagesFromJs(info[0], info[1]);
+  return Schedule<torch::Tensor>(
+      info.Env(),
+      [model, images] {
+        c10::InferenceMode inference;
+        return model->Features(images).to(torch::kCPU, torch::kFloat32).contiguous();
+      },
+      [](Napi::Env env, torch::Tensor& features) -> Napi::Value { return ToFloat32Array(env, features); });
 }
 
 Napi::Value ClassifierWrap::SetTraining(const Napi::CallbackInfo& info) {

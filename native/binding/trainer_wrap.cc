@@ -26,6 +26,7 @@ Napi::Function TrainerWrap::Define(Napi::Env env) {
                          InstanceMethod<&TrainerWrap::Backward>("backward"),
                          InstanceMethod<&TrainerWrap::Step>("step"),
                          InstanceMethod<&TrainerWrap::ClipGradients>("clipGradients"),
+                         InstanceMethod<&TrainerWrap::TrialStep>("trialStep"),
                          InstanceMethod<&TrainerWrap::TrainStep>("trainStep"),
                          InstanceMethod<&TrainerWrap::Evaluate>("evaluate"),
                          InstanceMethod<&TrainerWrap::Gradients>("gradients"),
@@ -79,6 +80,14 @@ Napi::Value TrainerWrap::ClipGradients(const Napi::CallbackInfo& info) {
   const double max_norm = NumberArg(info, 0, "maxNorm");
   return Schedule<double>(
       info.Env(), [trainer, max_norm] { return trainer->ClipGradients(max_norm); }, LossToJs);
+}
+
+Napi::Value TrainerWrap::TrialStep(const Napi::CallbackInfo& info) {
+  auto trainer = trainer_;
+  Batch batch = BatchFromJs(info, 0);
+  return Schedule<std::string>(
+      info.Env(), [trainer, batch] { return trainer->TrialStep(batch.images, batch.levels, batch.labels); },
+      [](Napi::Env env, std::string& failure) -> Napi::Value { return Napi::String::New(env, failure); });
 }
 
 Napi::Value TrainerWrap::TrainStep(const Napi::CallbackInfo& info) {

@@ -91,6 +91,24 @@ double Trainer::Backward(const torch::Tensor& images, const torch::Tensor& level
   return value;
 }
 
+std::string Trainer::TrialStep(const torch::Tensor& images, const torch::Tensor& levels,
+                               const torch::Tensor& labels) {
+  CheckBatch(images, levels, labels);
+  const bool was_training = model_->IsTraining();
+  model_->SetTraining(false);
+  std::string failure;
+  try {
+    torch::Tensor loss = Loss(model_->Forward(images, levels), labels);
+    loss.backward();
+    if (!std::isfinite(loss.item<double>())) failure = "the loss is not finite";
+  } catch (const std::exception& e) {
+    failure = DescribeException(e);
+  }
+  optimizer_->zero_grad();
+  model_->SetTraining(was_training);
+  return failure;
+}
+
 double Trainer::ClipGradients(double max_norm) {
   if (!(max_norm > 0)) throw Error("ERR_INVALID_ARG", "max gradient norm must be > 0");
   std::vector<torch::Tensor> with_grad;

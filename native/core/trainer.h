@@ -44,6 +44,11 @@ class Trainer {
   // (1 / k when k batches are accumulated into one step). Returns the unscaled loss.
   double Backward(const torch::Tensor& images, const torch::Tensor& levels, const torch::Tensor& labels,
                   bool accumulate = false, double loss_scale = 1.0);
+  // One forward and backward pass in eval mode (so no batch-norm statistics change), then gradients cleared:
+  // shows before training whether the model runs at its precision. Returns the error message, empty on
+  // success.
+  std::string TrialStep(const torch::Tensor& images, const torch::Tensor& levels,
+                        const torch::Tensor& labels);
   // Rescales the gradients so that their global L2 norm is at most max_norm; returns the norm before.
   double ClipGradients(double max_norm);
   // Applies one AdamW update with the gradients held now.

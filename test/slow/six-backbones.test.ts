@@ -42,4 +42,37 @@ describe.each(Object.entries(EXPECTED))('%s', (name, featureDim) => {
     const { probabilities } = await trainer.evaluate(batch);
     expect(probabilities).toHaveLength(6);
   });
+
+  // bf16 autocast: features agree with fp32 to a relative L2 difference of 5e-2 (measured with random weights:
+  // 3e-3 to 2.6e-2), or the trial step reports the failure that makes training fall back to fp32.
+  test('bf16 features agree with fp32, or the trial step reports why not', async () => {
+    const backbone = await Backbone.load(name, { modelsDir: MODELS });
+    const batch = makeBatch(224, 2, 4);
+    const fp32 = await StenosisClassifier.create({ backbone });
+    await fp32.setTraining(false);
+    const reference = await fp32.features(batch);
+    const bf16 = await StenosisClassifier.create({ backbone, precision: 'bf16' });
+    const trainer = await Trainer.create(bf16, { classWeights: [1, 2, 4] });
+    const failure = await trainer.trialStep(batch);
+    if (failure !== null) {
+      expect(failure).toMatch(/BFloat16|bf16|Half|dtype|scalar type/i);
+      process.stdout.write(
+        `${name}: bf16 falls back to fp32 (${failure.split('\n').filter(Boolean).pop()})\n`,
+      );
+      return;
+    }
+    await bf16.setTraining(false);
+    const features = await bf16.features(batch);
+    let num = 0;
+    let den = 0;
+    for (let i = 0; i < reference.length; i++) {
+      num += (features[i] - reference[i]) ** 2;
+      den += reference[i] ** 2;
+    }
+    const relative = Math.sqrt(num / den);
+    process.stdout.write(
+      `${name}: bf16 vs fp32 features, relative L2 difference ${relative.toExponential(2)}\n`,
+    );
+    expect(relative).toBeLessThan(5e-2);
+  });
 });
