@@ -4,7 +4,7 @@ import path from 'node:path';
 import { Command } from 'commander';
 import { StenosisError } from '../errors';
 import { packageRoot } from '../native/loader';
-import { normalizeFlagSpelling } from './options';
+import { parseArgv, printError } from './options';
 
 /** The interpreter that runs the export: STENOSIS_PYTHON, else Debian's, which has python3-torch. */
 export function exportPython(): string {
@@ -80,13 +80,8 @@ function checkInputs(checkpoint: string, backbone: string | undefined): void {
 /** Runs the export-model command on argv (as process.argv); resolves to the exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
   const command = buildCommand();
-  command.exitOverride();
-  try {
-    command.parse(normalizeFlagSpelling(argv));
-  } catch (error) {
-    const code = (error as { exitCode?: number }).exitCode;
-    return typeof code === 'number' ? code : 2;
-  }
+  const exit = parseArgv(command, argv);
+  if (exit !== null) return exit;
   const options = command.opts() as { checkpoint: string; out: string; backbone?: string };
   const checkpoint = path.resolve(options.checkpoint);
   const out = path.resolve(options.out);
@@ -116,8 +111,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       `exporting ${checkpoint} to ${out} failed: ${python} ${how}${last ? `: ${last.trim()}` : ''}`,
     );
   } catch (error) {
-    const err = error as { code?: string; message?: string };
-    process.stderr.write(`error: ${err.message ?? String(error)}${err.code ? ` (${err.code})` : ''}\n`);
+    printError(error);
     return 1;
   }
 }

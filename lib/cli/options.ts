@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 
 /** A real boolean flag value: true/false, 1/0, yes/no, on/off. */
 export function parseBoolean(value: string): boolean {
@@ -49,4 +49,25 @@ export function normalizeFlagSpelling(argv: readonly string[]): string[] {
     const name = eq === -1 ? arg : arg.slice(0, eq);
     return name.replace(/_/g, '-') + (eq === -1 ? '' : arg.slice(eq));
   });
+}
+
+/**
+ * Parses argv (as process.argv) with snake_case flags accepted; returns commander's exit code (help, bad flag)
+ * instead of exiting, or null when the command should run.
+ */
+export function parseArgv(command: Command, argv: readonly string[]): number | null {
+  command.exitOverride();
+  try {
+    command.parse(normalizeFlagSpelling(argv));
+  } catch (error) {
+    const code = (error as { exitCode?: number }).exitCode;
+    return typeof code === 'number' ? code : 2;
+  }
+  return null;
+}
+
+/** Prints an error as one line with its code, for the commands' exit paths. */
+export function printError(error: unknown): void {
+  const err = error as { code?: string; message?: string };
+  process.stderr.write(`error: ${err.message ?? String(error)}${err.code ? ` (${err.code})` : ''}\n`);
 }

@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import { writeFileAtomic } from '../data/atomic';
 import { StenosisPredictor, submissionCsv } from '../predict/predictor';
 import { setNumThreads } from '../runtime';
-import { normalizeFlagSpelling, parsePositiveInt } from './options';
+import { parseArgv, parsePositiveInt, printError } from './options';
 
 export function buildCommand(): Command {
   return new Command('predict.js')
@@ -27,13 +27,8 @@ export function buildCommand(): Command {
 /** Runs the predict command on argv (as process.argv); resolves to the exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
   const command = buildCommand();
-  command.exitOverride();
-  try {
-    command.parse(normalizeFlagSpelling(argv));
-  } catch (error) {
-    const code = (error as { exitCode?: number }).exitCode;
-    return typeof code === 'number' ? code : 2;
-  }
+  const exit = parseArgv(command, argv);
+  if (exit !== null) return exit;
   const options = command.opts() as {
     checkpoint: string;
     data: string;
@@ -58,8 +53,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     );
     return 0;
   } catch (error) {
-    const err = error as { code?: string; message?: string };
-    process.stderr.write(`error: ${err.message ?? String(error)}${err.code ? ` (${err.code})` : ''}\n`);
+    printError(error);
     return 1;
   }
 }

@@ -22,12 +22,13 @@ import { plotConfusionMatrix, plotModelComparison, plotTrainingCurves } from '..
 import { bootstrapOverStudies, computeMetrics, perLevelMetrics, type Metrics } from '../report/metrics';
 import type { EpochRecord, SelectionMetric } from '../train/fit';
 import {
-  normalizeFlagSpelling,
+  parseArgv,
   parseBoolean,
   parseNonNegativeInt,
   parseNonNegativeNumber,
   parsePositiveInt,
   parsePositiveNumber,
+  printError,
 } from './options';
 
 /** The quick preset used when no data is given: small backbone, few epochs, the synthetic dataset. */
@@ -595,13 +596,8 @@ export function buildCommand(): Command {
 /** Runs the train command on argv (as process.argv); resolves to the exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
   const command = buildCommand();
-  command.exitOverride();
-  try {
-    command.parse(normalizeFlagSpelling(argv));
-  } catch (error) {
-    const code = (error as { exitCode?: number }).exitCode;
-    return typeof code === 'number' ? code : 2;
-  }
+  const exit = parseArgv(command, argv);
+  if (exit !== null) return exit;
   const raw = command.opts() as TrainOptions;
   const given = new Set(Object.keys(raw).filter((key) => command.getOptionValueSource(key) === 'cli'));
   const preset = !raw.data && !raw.trainCsv;
@@ -786,8 +782,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     return failed === options.models.length ? 1 : 0;
   } catch (error) {
     reporter.clearProgress();
-    const err = error as { code?: string; message?: string };
-    process.stderr.write(`error: ${err.message ?? String(error)}${err.code ? ` (${err.code})` : ''}\n`);
+    printError(error);
     return 1;
   }
 }

@@ -1,8 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { parse } from 'csv-parse/sync';
-import { StenosisError } from '../errors';
 import { LEVELS, levelIndex, severityIndex } from '../model/levels';
+import { readCsvRows, type CsvRow } from './csv';
 import { orderInstances, readDicomHeader, type DicomHeader } from './dicom';
 import { LEVEL_SLUGS, rowIdOf, type DataProblem, type Sample } from './samples';
 
@@ -15,31 +14,10 @@ export interface RsnaDataset {
   studies: string[];
 }
 
-type Row = Record<string, string>;
+type Row = CsvRow;
 
 function readCsv(file: string, required: readonly string[]): Row[] {
-  if (!fs.existsSync(file))
-    throw new StenosisError('ERR_DATA', `${file} does not exist (expected an RSNA layout folder)`);
-  let rows: Row[];
-  try {
-    rows = parse(fs.readFileSync(file, 'utf8'), {
-      columns: true,
-      skip_empty_lines: true,
-      trim: true,
-      bom: true,
-    });
-  } catch (error) {
-    throw new StenosisError('ERR_DATA', `${file} is not valid CSV: ${(error as Error).message}`);
-  }
-  const header = rows.length > 0 ? Object.keys(rows[0]) : [];
-  const missing = required.filter((column) => rows.length > 0 && !header.includes(column));
-  if (missing.length > 0) {
-    throw new StenosisError(
-      'ERR_DATA',
-      `${file} lacks column(s) ${missing.join(', ')}; it has ${header.join(', ')}`,
-    );
-  }
-  return rows;
+  return readCsvRows(file, required, 'an RSNA layout folder');
 }
 
 const ID = /^\d+$/;

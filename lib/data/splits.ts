@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { parse } from 'csv-parse/sync';
+import { readCsvRows } from './csv';
 import { StenosisError } from '../errors';
 import { LEVELS, levelIndex, SEVERITIES, severityIndex } from '../model/levels';
 import { SeededRandom } from './random';
@@ -82,24 +82,8 @@ export function writeReferenceCsv(file: string, samples: readonly Sample[]): voi
  * the good rows returned, otherwise the first batch of problems is thrown as one error.
  */
 export function readReferenceCsv(file: string, problems?: DataProblem[]): Sample[] {
-  if (!fs.existsSync(file)) throw new StenosisError('ERR_DATA', `split file ${file} does not exist`);
-  let rows: Record<string, string>[];
-  try {
-    rows = parse(fs.readFileSync(file, 'utf8'), {
-      columns: true,
-      skip_empty_lines: true,
-      trim: true,
-      bom: true,
-    });
-  } catch (error) {
-    throw new StenosisError('ERR_DATA', `${file} is not valid CSV: ${(error as Error).message}`);
-  }
+  const rows = readCsvRows(file, ['image_path', 'row_id', 'level', 'severity'], 'a split CSV');
   const folder = path.dirname(path.resolve(file));
-  const required = ['image_path', 'row_id', 'level', 'severity'];
-  if (rows.length > 0) {
-    const missing = required.filter((c) => !(c in rows[0]));
-    if (missing.length) throw new StenosisError('ERR_DATA', `${file} lacks column(s) ${missing.join(', ')}`);
-  }
   const found: DataProblem[] = [];
   const samples: Sample[] = [];
   const seen = new Map<string, number>();

@@ -215,6 +215,15 @@ export async function fit(trainer: Trainer, options: FitOptions): Promise<FitRes
   const baseLearningRate = trainer.learningRate;
   const totalOptimizerSteps = options.epochs * Math.ceil(steps / accumulation);
   let stoppedEarly = false;
+  const result = (interrupted: boolean): FitResult => ({
+    history: state.history,
+    bestEpoch: state.best.epoch,
+    bestPath,
+    lastPath,
+    interrupted,
+    stoppedEarly,
+    cache,
+  });
   const checkpointMetadata = (epoch: number, extra: Record<string, unknown> = {}) => ({
     ...options.metadata,
     name: options.name,
@@ -287,15 +296,7 @@ export async function fit(trainer: Trainer, options: FitOptions): Promise<FitRes
         };
         await trainer.save(resumePath, checkpointMetadata(epoch, { resume }));
         emit({ type: 'interrupted', epoch, step, path: resumePath });
-        return {
-          history: state.history,
-          bestEpoch: state.best.epoch,
-          bestPath,
-          lastPath,
-          interrupted: true,
-          stoppedEarly: false,
-          cache,
-        };
+        return result(true);
       }
     }
     // The generator continues from where this epoch's draws left it.
@@ -340,25 +341,9 @@ export async function fit(trainer: Trainer, options: FitOptions): Promise<FitRes
     if (options.signal?.aborted && epoch < options.epochs) {
       await trainer.save(resumePath, checkpointMetadata(epoch, { resume: { ...state, torchRng } }));
       emit({ type: 'interrupted', epoch: epoch + 1, step: 0, path: resumePath });
-      return {
-        history: state.history,
-        bestEpoch: state.best.epoch,
-        bestPath,
-        lastPath,
-        interrupted: true,
-        stoppedEarly: false,
-        cache,
-      };
+      return result(true);
     }
   }
   fs.rmSync(resumePath, { force: true });
-  return {
-    history: state.history,
-    bestEpoch: state.best.epoch,
-    bestPath,
-    lastPath,
-    interrupted: false,
-    stoppedEarly,
-    cache,
-  };
+  return result(false);
 }
