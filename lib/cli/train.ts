@@ -366,7 +366,7 @@ async function trainModel(
         const r = event.record;
         reporter.emit(
           { event: 'epoch', model, ...r },
-          `epoch ${r.epoch}/${options.numEpochs}  train loss ${r.trainLoss.toFixed(4)}  val loss ${r.valLoss?.toFixed(4)}  ` +
+          `epoch ${r.epoch}/${options.numEpochs}  train loss ${r.trainLoss.toFixed(4)} acc ${r.trainAccuracy.toFixed(3)}  val loss ${r.valLoss?.toFixed(4)}  ` +
             `val acc ${r.valAccuracy.toFixed(3)}  val macro F1 ${r.valMacroF1.toFixed(3)}  val score ${r.valScore.toFixed(4)}  ` +
             `(${r.seconds.toFixed(1)} s, ${r.samplesPerSecond.toFixed(1)} samples/s)`,
         );

@@ -70,6 +70,7 @@ export interface NativeTrainer {
   ): Promise<number>;
   step(): Promise<void>;
   clipGradients(maxNorm: number): Promise<number>;
+  lastPredictions(): Promise<Int32Array>;
   trialStep(images: Float32Array, shape: number[], levels: Int32Array, labels: Int32Array): Promise<string>;
   trainStep(images: Float32Array, shape: number[], levels: Int32Array, labels: Int32Array): Promise<number>;
   evaluate(

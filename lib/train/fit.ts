@@ -12,6 +12,9 @@ import type { Trainer } from './trainer';
 export interface EpochRecord {
   epoch: number;
   trainLoss: number;
+  /** Running figures over the epoch's (augmented, train-mode) batches. */
+  trainAccuracy: number;
+  trainMacroF1: number;
   valLoss: number | null;
   valAccuracy: number;
   valMacroF1: number;
@@ -123,6 +126,33 @@ interface ResumeState {
   best: { value: number; epoch: number };
   lossSum: number;
   seen: number;
+  /** Running confusion matrix of the epoch's training batches so far. */
+  trainConfusion?: number[][];
+}
+
+function emptyConfusion(): number[][] {
+  return [
+    [0, 0, 0],
+    [0, 0, 0],
+    [0, 0, 0],
+  ];
+}
+
+/** Accuracy and macro F1 of a confusion matrix (confusion[true][predicted]). */
+function confusionFigures(confusion: number[][]): { accuracy: number; macroF1: number } {
+  const total = confusion.flat().reduce((a, b) => a + b, 0);
+  let correct = 0;
+  let f1 = 0;
+  for (let c = 0; c < confusion.length; c++) {
+    const tp = confusion[c][c];
+    correct += tp;
+    const predicted = confusion.reduce((sum, row) => sum + row[c], 0);
+    const support = confusion[c].reduce((a, b) => a + b, 0);
+    const precision = predicted ? tp / predicted : 0;
+    const recall = support ? tp / support : 0;
+    f1 += precision + recall > 0 ? (2 * precision * recall) / (precision + recall) / confusion.length : 0;
+  }
+  return { accuracy: total ? correct / total : 0, macroF1: f1 };
 }
 
 /** Class probabilities and metrics of a set of labelled samples, in eval mode without augmentation. */
@@ -240,6 +270,10 @@ export async function fit(trainer: Trainer, options: FitOptions): Promise<FitRes
     const skip = state.epoch === epoch ? state.stepsDone : 0;
     let lossSum = state.epoch === epoch ? state.lossSum : 0;
     let seen = state.epoch === epoch ? state.seen : 0;
+    const trainConfusion =
+      state.epoch === epoch && state.trainConfusion
+        ? state.trainConfusion.map((r) => [...r])
+        : emptyConfusion();
     const started = Date.now();
     let timedSamples = 0;
     emit({ type: 'epoch-start', epoch, epochs: options.epochs, steps });
@@ -256,6 +290,8 @@ export async function fit(trainer: Trainer, options: FitOptions): Promise<FitRes
         accumulate: (step - 1) % accumulation !== 0,
         lossScale: 1 / accumulation,
       });
+      const predicted = await trainer.lastPredictions();
+      predicted.forEach((p, i) => trainConfusion[(batch.labels as Int32Array)[i]][p]++);
       if (step % accumulation === 0 || step === steps) {
         if (options.gradientClipNorm) await trainer.clipGradients(options.gradientClipNorm);
         if (schedule.type !== 'constant') {
@@ -306,6 +342,8 @@ export async function fit(trainer: Trainer, options: FitOptions): Promise<FitRes
     const record: EpochRecord = {
       epoch,
       trainLoss: lossSum / Math.max(seen, 1),
+      trainAccuracy: confusionFigures(trainConfusion).accuracy,
+      trainMacroF1: confusionFigures(trainConfusion).macroF1,
       valLoss: val.loss,
       valAccuracy: val.metrics.accuracy,
       valMacroF1: val.metrics.macro.f1,
@@ -321,6 +359,7 @@ export async function fit(trainer: Trainer, options: FitOptions): Promise<FitRes
       history: [...state.history, record],
       lossSum: 0,
       seen: 0,
+      trainConfusion: emptyConfusion(),
     };
     emit({ type: 'epoch', record });
     const value = selectBy === 'score' ? record.valScore : record.valMacroF1;

@@ -203,6 +203,11 @@ export class Trainer {
     return native(this.native.clipGradients(maxNorm));
   }
 
+  /** Predicted classes (arg-max, train mode) of the last training batch, for running training metrics. */
+  async lastPredictions(): Promise<Int32Array> {
+    return native(this.native.lastPredictions());
+  }
+
   /** One AdamW update with the gradients held now. */
   async step(): Promise<void> {
     await native(this.native.step());

@@ -27,6 +27,7 @@ Napi::Function TrainerWrap::Define(Napi::Env env) {
                          InstanceMethod<&TrainerWrap::Step>("step"),
                          InstanceMethod<&TrainerWrap::ClipGradients>("clipGradients"),
                          InstanceMethod<&TrainerWrap::TrialStep>("trialStep"),
+                         InstanceMethod<&TrainerWrap::LastPredictions>("lastPredictions"),
                          InstanceMethod<&TrainerWrap::TrainStep>("trainStep"),
                          InstanceMethod<&TrainerWrap::Evaluate>("evaluate"),
                          InstanceMethod<&TrainerWrap::Gradients>("gradients"),
@@ -88,6 +89,17 @@ Napi::Value TrainerWrap::TrialStep(const Napi::CallbackInfo& info) {
   return Schedule<std::string>(
       info.Env(), [trainer, batch] { return trainer->TrialStep(batch.images, batch.levels, batch.labels); },
       [](Napi::Env env, std::string& failure) -> Napi::Value { return Napi::String::New(env, failure); });
+}
+
+Napi::Value TrainerWrap::LastPredictions(const Napi::CallbackInfo& info) {
+  auto trainer = trainer_;
+  return Schedule<std::vector<int32_t>>(
+      info.Env(), [trainer] { return trainer->LastPredictions(); },
+      [](Napi::Env env, std::vector<int32_t>& predicted) -> Napi::Value {
+        Napi::Int32Array out = Napi::Int32Array::New(env, predicted.size());
+        std::copy(predicted.begin(), predicted.end(), out.Data());
+        return out;
+      });
 }
 
 Napi::Value TrainerWrap::TrainStep(const Napi::CallbackInfo& info) {

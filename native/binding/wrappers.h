@@ -71,6 +71,7 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
   Napi::Value Step(const Napi::CallbackInfo& info);
   Napi::Value ClipGradients(const Napi::CallbackInfo& info);
   Napi::Value TrialStep(const Napi::CallbackInfo& info);
+  Napi::Value LastPredictions(const Napi::CallbackInfo& info);
   Napi::Value TrainStep(const Napi::CallbackInfo& info);
   Napi::Value Evaluate(const Napi::CallbackInfo& info);
   Napi::Value Gradients(const Napi::CallbackInfo& info);

@@ -77,7 +77,13 @@ double Trainer::Backward(const torch::Tensor& images, const torch::Tensor& level
   CheckTrainableSetUnchanged();
   if (!model_->IsTraining()) model_->SetTraining(true);
   if (!accumulate) optimizer_->zero_grad();
-  torch::Tensor loss = Loss(model_->Forward(images, levels), labels);
+  torch::Tensor logits = model_->Forward(images, levels);
+  torch::Tensor loss = Loss(logits, labels);
+  {
+    torch::Tensor predicted = logits.detach().argmax(/*dim=*/1).to(torch::kCPU, torch::kInt).contiguous();
+    last_predictions_.assign(predicted.data_ptr<int32_t>(),
+                             predicted.data_ptr<int32_t>() + predicted.numel());
+  }
   if (loss_scale == 1.0) {
     loss.backward();
   } else {

@@ -51,6 +51,8 @@ class Trainer {
                         const torch::Tensor& labels);
   // Rescales the gradients so that their global L2 norm is at most max_norm; returns the norm before.
   double ClipGradients(double max_norm);
+  // Predicted classes (arg-max) of the last Backward's batch, for running training metrics; empty before.
+  std::vector<int32_t> LastPredictions() const { return last_predictions_; }
   // Applies one AdamW update with the gradients held now.
   void Step();
   double TrainStep(const torch::Tensor& images, const torch::Tensor& levels, const torch::Tensor& labels);
@@ -78,6 +80,7 @@ class Trainer {
   torch::Tensor class_weights_;
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   int64_t steps_ = 0;
+  std::vector<int32_t> last_predictions_;
 };
 
 }  // namespace stenosis

@@ -108,6 +108,37 @@ describe('node bin/train.js', () => {
     expect(leftovers).toEqual([]);
   });
 
+  test('the written splits train again through the reference CSV layout', async () => {
+    const again = path.join(dir, 'again');
+    const splits = path.join(out, 'splits');
+    const quiet = process.stdout.write.bind(process.stdout);
+    process.stdout.write = (() => true) as typeof process.stdout.write;
+    let code: number;
+    try {
+      code = await main(
+        [
+          'node',
+          'train.js',
+          '--models',
+          RESNET18,
+          '--num_epochs',
+          '1',
+          '--image_size',
+          '64',
+          '--output',
+          again,
+        ]
+          .concat(['--train_csv', path.join(splits, 'train.csv'), '--val_csv', path.join(splits, 'val.csv')])
+          .concat(['--test_csv', path.join(splits, 'test.csv'), '--crop_mm', '60']),
+      );
+    } finally {
+      process.stdout.write = quiet;
+    }
+    expect(code).toBe(0);
+    const predictions = readCsv(path.join(again, 'results', 'resnet18_test_predictions.csv'));
+    expect(predictions).toHaveLength(readCsv(path.join(splits, 'test.csv')).length);
+  });
+
   test('bad flags are refused with the flag named', async () => {
     let stderr = '';
     const write = process.stderr.write.bind(process.stderr);
