@@ -46,7 +46,12 @@ export class SampleCache {
   async base(sample: Sample): Promise<Float32Array> {
     const key = this.key(sample);
     const cached = this.cache.get(key);
-    if (cached) return Float32Array.from(cached, (v) => v / 65535);
+    // Plain loops: the callback forms of TypedArray.from are an order of magnitude slower here.
+    if (cached) {
+      const out = new Float32Array(cached.length);
+      for (let i = 0; i < cached.length; i++) out[i] = cached[i] / 65535;
+      return out;
+    }
     const image = await readDicom(sample.imagePath);
     const { crop } = this.options;
     let box = null;
@@ -62,10 +67,9 @@ export class SampleCache {
       crop: box,
       scaling: this.options.scaling,
     });
-    this.cache.set(
-      key,
-      Uint16Array.from(base, (v) => Math.round(v * 65535)),
-    );
+    const quantized = new Uint16Array(base.length);
+    for (let i = 0; i < base.length; i++) quantized[i] = Math.round(base[i] * 65535);
+    this.cache.set(key, quantized);
     return base;
   }
 }

@@ -1,0 +1,999 @@
+#!/usr/bin/env node
+// Benchmarks of the addon against Python PyTorch on the same libtorch, the C++ core without Node
+// (stenosis-tool), and the reference's per-sample Python data pipeline; see `node bench/run.js --help`.
+//
+// Benchmark machines are often shared and noisy, so nothing here compares against an absolute time: every row
+// is a ratio of two figures measured in the same run, within the same repeat (contenders one after another, the
+// order rotated from repeat to repeat; the addon and Python PyTorch alternate step by step), and the median over
+// repeats is reported with the range of the per-repeat ratios.
+'use strict';
+
+const { execFile, spawn, spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const readline = require('node:readline');
+const { monitorEventLoopDelay } = require('node:perf_hooks');
+
+const ROOT = path.resolve(__dirname, '..');
+
+const USAGE = `Usage: node bench/run.js [--tiny | --quick | --full] [options]
+
+Modes (default --quick):
+  --tiny     ResNet-18 at 32 px, batch 2, 2 repeats, 6 studies: a smoke test of the harness (under a minute)
+  --quick    ResNet-18 at 128 px, batch 8, 7 repeats, 40 studies (a few minutes on two cores)
+  --full     ResNet-152 and ViT-B/16 at 224 px, batch 32, 5 repeats, 300 studies (an hour or more on a CPU)
+
+Options:
+  --out DIR          output folder for bench-<mode>.{csv,json,png} (default bench-results)
+  --repeats N        interleaved repeats (each contender once per repeat)
+  --steps N          timed train steps per contender and repeat
+  --warmup N         untimed train steps before timing (per process)
+  --threads N        libtorch intra-op threads for every contender (default: the machine's cores; --tiny: 1)
+  --models-dir DIR   exported backbones; missing ones are exported there (default: <cache>/bench-models)
+  --data DIR         RSNA-layout folder for the data pipeline rows (default: the synthetic dataset, in the cache)
+  --tool FILE        stenosis-tool binary (default build/stenosis-tool, then build-tool/stenosis-tool)
+  --python FILE      Python with torch 1.13 and pydicom (default $STENOSIS_PYTHON or /usr/bin/python3)`;
+
+const MODES = {
+  tiny: {
+    backbones: [{ name: 'resnet18', size: 32, batch: 2 }],
+    repeats: 2,
+    warmup: 2,
+    steps: 3,
+    studies: 6,
+    pipeline: { size: 32, batch: 2 },
+    idleSeconds: 0.3,
+    mmRepeats: 2,
+    // Short windows need a finer timer to collect enough delay samples.
+    monitorMs: 2,
+    // One thread: on a busy machine a descheduled OpenMP thread stalls every parallel region of a tiny step,
+    // which makes a two-thread smoke test many times slower without testing anything more.
+    threads: 1,
+  },
+  quick: {
+    backbones: [{ name: 'resnet18', size: 128, batch: 8 }],
+    repeats: 7,
+    warmup: 3,
+    steps: 5,
+    studies: 40,
+    pipeline: { size: 128, batch: 8 },
+    idleSeconds: 1,
+    mmRepeats: 3,
+    monitorMs: 10,
+  },
+  full: {
+    backbones: [
+      { name: 'resnet152', size: 224, batch: 32 },
+      { name: 'vit', size: 224, batch: 32 },
+    ],
+    repeats: 5,
+    warmup: 2,
+    steps: 3,
+    studies: 300,
+    pipeline: { size: 224, batch: 32 },
+    idleSeconds: 2,
+    mmRepeats: 3,
+    monitorMs: 10,
+  },
+};
+
+// The reference's model settings, used by every contender.
+const UNFREEZE = 32;
+const EMBEDDING = 256;
+const LEARNING_RATE = 1e-4;
+const WEIGHT_DECAY = 0.02;
+const DROPOUT = 0.1;
+// N / (3 n_c) for the class balance of the synthetic dataset (about 88 % / 7.5 % / 5 %), fixed so that every
+// contender weights the loss alike whatever labels a small batch holds.
+const CLASS_WEIGHTS = [1 / (3 * 0.875), 1 / (3 * 0.075), 1 / (3 * 0.05)];
+const MM_SIZE = 2048;
+const IMAGENET_MEAN = [0.485, 0.456, 0.406];
+const IMAGENET_STD = [0.229, 0.224, 0.225];
+const ROTATION_DEGREES = 10;
+const FLIP_PROBABILITY = 0.5;
+// A pause between contenders, so that one's OpenMP threads have stopped spinning before the next starts.
+const SETTLE_MS = 100;
+// The reference pipeline's torch thread count: the loader prepares batches on a data thread with one intra-op
+// thread, and Debian's torch starts with one too. Per-sample tensors are small, so a second thread buys nothing,
+// while on a busy machine each of its parallel regions can wait for a descheduled thread (tens of times slower).
+const PIPELINE_THREADS = 1;
+
+const children = new Set();
+
+class UsageError extends Error {}
+
+function fail(message) {
+  throw new UsageError(message);
+}
+
+function log(message) {
+  process.stderr.write(`[bench] ${message}\n`);
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const n = sorted.length;
+  if (n === 0) return NaN;
+  return n % 2 ? sorted[(n - 1) / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+}
+
+function mean(values) {
+  return values.reduce((a, b) => a + b, 0) / values.length;
+}
+
+function elapsedSeconds(start) {
+  return Number(process.hrtime.bigint() - start) / 1e9;
+}
+
+/** Rotates the contender order by the repeat index, so that no contender always runs first or after another. */
+function rotate(items, by) {
+  const k = by % items.length;
+  return items.slice(k).concat(items.slice(0, k));
+}
+
+function parseArgs(argv) {
+  const options = {
+    mode: 'quick',
+    out: 'bench-results',
+    repeats: null,
+    steps: null,
+    warmup: null,
+    threads: null,
+    modelsDir: null,
+    data: null,
+    tool: null,
+    python: process.env.STENOSIS_PYTHON || '/usr/bin/python3',
+  };
+  const integer = (text, name, min) => {
+    const value = Number(text);
+    if (!Number.isInteger(value) || value < min) fail(`${name} needs an integer >= ${min}, got '${text}'`);
+    return value;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const value = () => {
+      if (i + 1 >= argv.length) fail(`${arg} needs a value`);
+      return argv[++i];
+    };
+    switch (arg) {
+      case '--tiny':
+      case '--quick':
+      case '--full':
+        options.mode = arg.slice(2);
+        break;
+      case '--out':
+        options.out = value();
+        break;
+      case '--repeats':
+        options.repeats = integer(value(), arg, 1);
+        break;
+      case '--steps':
+        options.steps = integer(value(), arg, 1);
+        break;
+      case '--warmup':
+        options.warmup = integer(value(), arg, 0);
+        break;
+      case '--threads':
+        options.threads = integer(value(), arg, 1);
+        break;
+      case '--models-dir':
+        options.modelsDir = path.resolve(value());
+        break;
+      case '--data':
+        options.data = path.resolve(value());
+        break;
+      case '--tool':
+        options.tool = path.resolve(value());
+        break;
+      case '--python':
+        options.python = value();
+        break;
+      case '-h':
+      case '--help':
+        process.stdout.write(USAGE + '\n');
+        process.exit(0);
+        break;
+      default:
+        fail(`unknown option '${arg}'\n\n${USAGE}`);
+    }
+  }
+  const mode = MODES[options.mode];
+  return {
+    ...mode,
+    mode: options.mode,
+    out: path.resolve(options.out),
+    repeats: options.repeats ?? mode.repeats,
+    steps: options.steps ?? mode.steps,
+    warmup: options.warmup ?? mode.warmup,
+    threads: options.threads ?? mode.threads ?? os.availableParallelism(),
+    modelsDir: options.modelsDir,
+    data: options.data,
+    tool: options.tool,
+    python: options.python,
+  };
+}
+
+function loadLibrary() {
+  try {
+    return {
+      lib: require('../dist/lib'),
+      loader: require('../dist/lib/data/loader'),
+      Raster: require('../dist/lib/report/raster').Raster,
+      textWidth: require('../dist/lib/report/font').textWidth,
+      writeFileAtomic: require('../dist/lib/data/atomic').writeFileAtomic,
+    };
+  } catch (error) {
+    return fail(`lumbar-stenosis is not built (${error.message}). Run: npx tsc -p tsconfig.build.json`);
+  }
+}
+
+/** A long-lived Python process that answers one JSON line per JSON command (scripts/bench_*.py --serve). */
+class JsonProcess {
+  constructor(command, args, label) {
+    this.label = label;
+    this.stderr = '';
+    this.queue = [];
+    this.waiting = [];
+    this.failure = null;
+    this.child = spawn(command, args, { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+    children.add(this.child);
+    this.exited = new Promise((resolve) => this.child.once('close', resolve));
+    this.child.stderr.on('data', (chunk) => {
+      this.stderr = (this.stderr + chunk).slice(-4000);
+    });
+    // Replies are whole JSON lines; anything else a library prints on stdout is not a reply.
+    readline.createInterface({ input: this.child.stdout }).on('line', (line) => {
+      if (!line.startsWith('{')) return;
+      let reply;
+      try {
+        reply = JSON.parse(line);
+      } catch {
+        return;
+      }
+      const waiter = this.waiting.shift();
+      if (waiter) this.settle(waiter, reply);
+      else this.queue.push(reply);
+    });
+    const end = (why) => {
+      children.delete(this.child);
+      this.failure ??= new Error(`${label} ${why}${this.stderr ? `:\n${this.stderr.trim()}` : ''}`);
+      for (const waiter of this.waiting.splice(0)) waiter.reject(this.failure);
+    };
+    this.child.once('error', (error) => end(`could not start (${error.message})`));
+    this.child.once('close', (code, signal) => end(`exited (${signal ?? `code ${code}`})`));
+    // A reply can only come while it runs; writes after it ended are reported through the waiting promise.
+    this.child.stdin.on('error', () => undefined);
+  }
+
+  settle(waiter, reply) {
+    if (reply.error) waiter.reject(new Error(`${this.label}: ${reply.error}`));
+    else waiter.resolve(reply);
+  }
+
+  next() {
+    return new Promise((resolve, reject) => {
+      const waiter = { resolve, reject };
+      if (this.queue.length > 0) this.settle(waiter, this.queue.shift());
+      else if (this.failure) reject(this.failure);
+      else this.waiting.push(waiter);
+    });
+  }
+
+  request(command) {
+    const reply = this.next();
+    if (!this.failure) this.child.stdin.write(JSON.stringify(command) + '\n');
+    return reply;
+  }
+
+  async close() {
+    if (!this.failure) this.child.stdin.end(JSON.stringify({ cmd: 'quit' }) + '\n');
+    await this.exited;
+  }
+}
+
+/** Runs a program to completion and returns its stdout; rejects with its stderr when it fails. */
+function runProgram(file, args) {
+  return new Promise((resolve, reject) => {
+    const child = execFile(file, args, { cwd: ROOT, maxBuffer: 16 << 20 }, (error, stdout, stderr) => {
+      children.delete(child);
+      if (error)
+        reject(new Error(`${path.basename(file)} ${args.join(' ')} failed: ${stderr || error.message}`));
+      else resolve(stdout);
+    });
+    children.add(child);
+  });
+}
+
+function lastJsonLine(text, what) {
+  const line = text
+    .trim()
+    .split('\n')
+    .reverse()
+    .find((l) => l.startsWith('{'));
+  if (!line) throw new Error(`${what} printed no JSON line:\n${text}`);
+  return JSON.parse(line);
+}
+
+function findTool(config) {
+  if (config.tool) {
+    if (!fs.existsSync(config.tool)) fail(`--tool ${config.tool} does not exist`);
+    return config.tool;
+  }
+  const candidates = [
+    path.join(ROOT, 'build', 'stenosis-tool'),
+    path.join(ROOT, 'build-tool', 'stenosis-tool'),
+  ];
+  const found = candidates.find((file) => fs.existsSync(file));
+  if (!found) {
+    fail(
+      'stenosis-tool is not built. Build it with: npm run build:native, or ' +
+        'cmake -S . -B build-tool -DSTENOSIS_BUILD_ADDON=OFF && cmake --build build-tool -j2',
+    );
+  }
+  return found;
+}
+
+/** The backbone file, exported with scripts/export_backbones.py on first use. */
+function ensureBackbone(config, name) {
+  const file = path.join(config.modelsDir, `${name}.pt`);
+  if (fs.existsSync(file) && fs.existsSync(path.join(config.modelsDir, `${name}.json`))) return file;
+  log(`exporting ${name} into ${config.modelsDir} (once)`);
+  fs.mkdirSync(config.modelsDir, { recursive: true });
+  const result = spawnSync(
+    config.python,
+    [path.join(ROOT, 'scripts', 'export_backbones.py'), name, '--out', config.modelsDir],
+    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' },
+  );
+  if (result.status !== 0) {
+    fail(`exporting ${name} with ${config.python} failed:\n${result.stderr || result.error?.message || ''}`);
+  }
+  return file;
+}
+
+/** Standard normal values from a fixed-seed LCG (Box-Muller), the same every run. */
+function normalValues(count, seed) {
+  const out = new Float32Array(count);
+  let state = seed >>> 0 || 1;
+  const uniform = () => {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    return (state + 1) / 4294967297;
+  };
+  for (let i = 0; i < count; i += 2) {
+    const r = Math.sqrt(-2 * Math.log(uniform()));
+    const theta = 2 * Math.PI * uniform();
+    out[i] = r * Math.cos(theta);
+    if (i + 1 < count) out[i + 1] = r * Math.sin(theta);
+  }
+  return out;
+}
+
+/** Peak resident memory since the last reset, where Linux lets a process reset it (/proc/self/clear_refs). */
+const peakRss = {
+  reset() {
+    try {
+      fs.writeFileSync('/proc/self/clear_refs', '5');
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  megabytes() {
+    try {
+      const match = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+      if (match) return Number(match[1]) / 1024;
+    } catch {
+      // Not Linux: fall back to the process-lifetime peak below.
+    }
+    return process.resourceUsage().maxRSS / 1024;
+  },
+};
+
+/** Event-loop delay of one window. A fresh monitor per window: a re-enabled one records the gap as a delay. */
+async function delayWindow(resolutionMs, work) {
+  const monitor = monitorEventLoopDelay({ resolution: resolutionMs });
+  monitor.enable();
+  try {
+    await work();
+  } finally {
+    monitor.disable();
+  }
+  return {
+    count: monitor.count,
+    p50: monitor.percentile(50) / 1e6,
+    p99: monitor.percentile(99) / 1e6,
+    max: monitor.max / 1e6,
+  };
+}
+
+async function addonSteps(trainer, batch, steps, rss) {
+  const seconds = [];
+  for (let i = 0; i < steps; i++) {
+    const start = process.hrtime.bigint();
+    await trainer.trainStep(batch);
+    seconds.push(elapsedSeconds(start));
+    rss?.push(process.memoryUsage.rss() / 2 ** 20);
+  }
+  return seconds;
+}
+
+/** Rows 1, 2, 3, 5 and 6 for one backbone: the addon, Python PyTorch and stenosis-tool, interleaved. */
+async function benchTraining(config, library, spec, tool) {
+  const { lib } = library;
+  const label = `${spec.name} ${spec.size}px b${spec.batch}`;
+  const file = ensureBackbone(config, spec.name);
+  log(`${label}: starting the Python side (${config.warmup} warm-up steps)`);
+  const python = new JsonProcess(
+    config.python,
+    [path.join(ROOT, 'scripts', 'bench_step.py'), '--serve', '--backbone', file]
+      .concat([
+        '--size',
+        String(spec.size),
+        '--batch',
+        String(spec.batch),
+        '--threads',
+        String(config.threads),
+      ])
+      .concat([
+        '--unfreeze',
+        String(UNFREEZE),
+        '--embedding',
+        String(EMBEDDING),
+        '--lr',
+        String(LEARNING_RATE),
+      ])
+      .concat(['--weight-decay', String(WEIGHT_DECAY), '--dropout', String(DROPOUT)])
+      .concat(['--class-weights', ...CLASS_WEIGHTS.map(String), '--warmup', String(config.warmup)]),
+    'scripts/bench_step.py',
+  );
+  try {
+    const pythonInfo = await python.next();
+
+    log(`${label}: loading the addon's model (${config.warmup} warm-up steps)`);
+    const resetWorked = peakRss.reset();
+    const backbone = await lib.Backbone.load(file, { inputSize: spec.size });
+    const unfrozen = await backbone.unfreezeLast(UNFREEZE);
+    const classifier = await lib.StenosisClassifier.create({
+      backbone,
+      levelEmbedding: new lib.LevelEmbedding({ dimension: EMBEDDING }),
+      dropout: DROPOUT,
+      seed: 0,
+    });
+    const trainer = await lib.Trainer.create(classifier, {
+      learningRate: LEARNING_RATE,
+      weightDecay: WEIGHT_DECAY,
+      classWeights: CLASS_WEIGHTS,
+    });
+    const { batch: n, size } = spec;
+    const batch = {
+      images: normalValues(n * 3 * size * size, 1),
+      shape: [n, 3, size, size],
+      levels: Int32Array.from({ length: n }, (_, i) => i % 5),
+      labels: Int32Array.from({ length: n }, (_, i) => i % 3),
+    };
+    await addonSteps(trainer, batch, config.warmup);
+
+    const toolArgs = ['bench', '--backbone', file, '--batch', String(n), '--size', String(size)]
+      .concat(['--threads', String(config.threads), '--unfreeze', String(UNFREEZE)])
+      .concat(['--steps', String(config.steps), '--warmup', String(config.warmup), '--seed', '0']);
+    let pythonMaxRssMb = 0;
+    const pythonStep = async () => {
+      const reply = await python.request({ cmd: 'steps', steps: 1 });
+      pythonMaxRssMb = reply.maxRssMb;
+      return reply.stepSeconds[0];
+    };
+    const rss = [];
+    const repeats = [];
+    for (let r = 0; r < config.repeats; r++) {
+      const repeat = {};
+      for (const contender of rotate(['pair', 'addon', 'tool', 'idle', 'mm'], r)) {
+        await sleep(SETTLE_MS);
+        if (contender === 'pair') {
+          // The addon and Python alternate step by step: on a shared machine the load changes within seconds,
+          // and single alternating steps see nearly the same load where two blocks of steps would not.
+          const addon = [];
+          const pythonSeconds = [];
+          for (let i = 0; i < config.steps; i++) {
+            const pythonFirst = (i + r) % 2 === 1;
+            if (pythonFirst) pythonSeconds.push(await pythonStep());
+            addon.push(...(await addonSteps(trainer, batch, 1, rss)));
+            if (!pythonFirst) pythonSeconds.push(await pythonStep());
+          }
+          repeat.pairAddon = median(addon);
+          repeat.pairAddonSteps = addon;
+          repeat.python = median(pythonSeconds);
+          repeat.pythonSteps = pythonSeconds;
+        } else if (contender === 'addon') {
+          // A block of steps, like the tool's, with the event-loop monitor on throughout.
+          let seconds = [];
+          repeat.training = await delayWindow(config.monitorMs, async () => {
+            seconds = await addonSteps(trainer, batch, config.steps, rss);
+          });
+          repeat.addon = median(seconds);
+          repeat.addonSteps = seconds;
+        } else if (contender === 'tool') {
+          const reply = lastJsonLine(await runProgram(tool, toolArgs), 'stenosis-tool bench');
+          repeat.tool = reply.medianStepSeconds;
+        } else if (contender === 'idle') {
+          repeat.idle = await delayWindow(config.monitorMs, () => sleep(config.idleSeconds * 1000));
+        } else {
+          const reply = await python.request({ cmd: 'mm', size: MM_SIZE, repeats: config.mmRepeats });
+          repeat.mmFlopsPerSecond = reply.flopsPerSecond;
+        }
+      }
+      log(
+        `${label}: repeat ${r + 1}/${config.repeats}: addon ${(n / repeat.pairAddon).toFixed(2)} img/s ` +
+          `alternating with PyTorch ${(n / repeat.python).toFixed(2)}; addon ${(n / repeat.addon).toFixed(2)} ` +
+          `in a block, tool ${(n / repeat.tool).toFixed(2)}`,
+      );
+      repeats.push(repeat);
+    }
+    const addonPeakMb = peakRss.megabytes();
+    const pythonPeakMb = pythonMaxRssMb;
+    log(`${label}: counting the FLOPs of one step (torch.profiler)`);
+    const flops = await python.request({ cmd: 'flops' });
+    return {
+      label,
+      spec,
+      file,
+      unfrozenTensors: unfrozen.length,
+      pythonInfo,
+      repeats,
+      rss,
+      addonPeakMb,
+      peakMethod: resetWorked ? 'VmHWM after reset' : 'maxRSS since process start',
+      pythonPeakMb,
+      flops,
+    };
+  } finally {
+    await python.close();
+  }
+}
+
+/** Row 4: the library's loader (first epoch decodes, later ones are cached) against the reference pipeline. */
+async function benchPipeline(config, library) {
+  const { lib, loader } = library;
+  let folder = config.data;
+  if (!folder) {
+    folder = await lib.ensureSyntheticDataset({ studies: config.studies, seed: 0 }, log);
+  }
+  const dataset = await lib.readRsnaDataset(folder);
+  // The reference's loader collates labels, so it takes labelled samples only; both sides read the same list.
+  const samples = dataset.samples.filter((s) => s.label !== null);
+  if (samples.length === 0) fail(`no labelled samples in ${folder}`);
+  const { size, batch: batchSize } = config.pipeline;
+  const pipeline = {
+    size,
+    // The reference resizes whole slices; no crop, so that both sides do the same work.
+    crop: null,
+    scaling: 'minmax',
+    mean: IMAGENET_MEAN,
+    std: IMAGENET_STD,
+    flipProbability: FLIP_PROBABILITY,
+    rotationDegrees: ROTATION_DEGREES,
+  };
+  const temp = fs.mkdtempSync(path.join(os.tmpdir(), 'stenosis-bench-'));
+  const list = path.join(temp, 'samples.json');
+  fs.writeFileSync(
+    list,
+    JSON.stringify(samples.map((s) => ({ imagePath: s.imagePath, level: s.level, label: s.label }))),
+  );
+  const python = new JsonProcess(
+    config.python,
+    [path.join(ROOT, 'scripts', 'bench_pipeline.py'), '--serve', '--samples', list]
+      .concat(['--size', String(size), '--batch', String(batchSize), '--threads', String(PIPELINE_THREADS)])
+      .concat(['--flip', String(FLIP_PROBABILITY), '--rotation', String(ROTATION_DEGREES)]),
+    'scripts/bench_pipeline.py',
+  );
+  const epoch = async (cache, seed) => {
+    const start = process.hrtime.bigint();
+    let count = 0;
+    const rng = new lib.SeededRandom(seed);
+    for await (const { batch } of loader.batches(samples, cache, pipeline, { batchSize, train: true, rng })) {
+      count += batch.shape[0];
+    }
+    return count / elapsedSeconds(start);
+  };
+  try {
+    await python.next();
+    log(`data pipeline: ${samples.length} samples from ${folder}; warm-up epochs`);
+    // Warm-up: the files into the page cache, the code paths JIT-compiled; the warm cache serves later epochs.
+    await python.request({ cmd: 'epoch' });
+    await epoch(new loader.SampleCache(pipeline), 0);
+    const warm = new loader.SampleCache(pipeline);
+    await epoch(warm, 0);
+    const repeats = [];
+    for (let r = 0; r < config.repeats; r++) {
+      const repeat = {};
+      for (const contender of rotate(['first', 'cached', 'python'], r)) {
+        await sleep(SETTLE_MS);
+        if (contender === 'first') repeat.first = await epoch(new loader.SampleCache(pipeline), r + 1);
+        else if (contender === 'cached') repeat.cached = await epoch(warm, r + 1);
+        else repeat.python = (await python.request({ cmd: 'epoch' })).samplesPerSecond;
+      }
+      log(
+        `data pipeline: repeat ${r + 1}/${config.repeats}: first epoch ${repeat.first.toFixed(0)} samples/s, ` +
+          `cached ${repeat.cached.toFixed(0)}, reference ${repeat.python.toFixed(0)}`,
+      );
+      repeats.push(repeat);
+    }
+    return { folder, samples: samples.length, size, batchSize, repeats };
+  } finally {
+    await python.close();
+    fs.rmSync(temp, { recursive: true, force: true });
+  }
+}
+
+function fmt(value, digits = 2) {
+  if (!Number.isFinite(value)) return String(value);
+  const magnitude = Math.abs(value);
+  if (magnitude >= 1000) return value.toFixed(0);
+  if (magnitude >= 100) return value.toFixed(1);
+  return value.toFixed(digits);
+}
+
+function plural(n, word) {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
+function threadCount(n) {
+  return plural(n, 'thread');
+}
+
+function goalStatus(ratio, goal) {
+  if (!goal) return 'info';
+  return ratio >= goal.min ? 'pass' : 'miss';
+}
+
+/** The table's rows: every figure paired with the one it is compared with in the same run. */
+function buildRows(config, trainings, pipelineResult) {
+  const rows = [];
+  // A row's ratio is the median of its per-repeat ratios (each from figures of the same repeat); the range shows
+  // how much the repeats disagreed, which on a busy machine says more than any single figure.
+  const add = (row) => {
+    const ratio = median(row.perRepeat);
+    const range = [Math.min(...row.perRepeat), Math.max(...row.perRepeat)];
+    rows.push({ ...row, ratio, range, status: goalStatus(ratio, row.goal) });
+  };
+  for (const t of trainings) {
+    const { label, repeats } = t;
+    const n = t.spec.batch;
+    const ips = (key) => median(repeats.map((r) => n / r[key]));
+    add({
+      id: 'train-throughput',
+      group: label,
+      title: 'train step vs PyTorch',
+      ours: { label: 'addon', value: ips('pairAddon'), unit: 'img/s' },
+      reference: { label: 'PyTorch', value: ips('python'), unit: 'img/s' },
+      perRepeat: repeats.map((r) => r.python / r.pairAddon),
+      ratioDefinition: 'addon images/s / Python PyTorch images/s, steps alternating one by one',
+      goal: { min: 1, text: '>= 1.00' },
+      note:
+        `steps alternate addon / PyTorch one by one; same TorchScript backbone, last ${UNFREEZE} tensors ` +
+        `trained, ${threadCount(config.threads)}`,
+    });
+    const overhead = median(repeats.map((r) => r.tool / r.addon));
+    add({
+      id: 'napi-overhead',
+      group: label,
+      title: 'N-API overhead',
+      ours: { label: 'addon', value: ips('addon'), unit: 'img/s' },
+      reference: { label: 'stenosis-tool', value: ips('tool'), unit: 'img/s' },
+      perRepeat: repeats.map((r) => r.tool / r.addon),
+      ratioDefinition: 'addon images/s / stenosis-tool bench images/s',
+      goal: { min: 0.97, text: '>= 0.97' },
+      note:
+        `overhead ${((1 - overhead) * 100).toFixed(1)}% (goal < 3%); a block of ${plural(config.steps, 'addon step')} ` +
+        `against a stenosis-tool process (${config.warmup} warm-up + ${plural(config.steps, 'step')})`,
+    });
+    const delay = (kind, key) => median(repeats.map((r) => r[kind][key]));
+    add({
+      id: 'event-loop-delay',
+      group: label,
+      title: 'event-loop p99 train/idle',
+      ours: { label: 'training p99', value: delay('training', 'p99'), unit: 'ms' },
+      reference: { label: 'idle p99', value: delay('idle', 'p99'), unit: 'ms' },
+      perRepeat: repeats.map((r) => r.training.p99 / r.idle.p99),
+      ratioDefinition: 'p99 event-loop delay while the addon trains / p99 while idle',
+      goal: null,
+      note:
+        `training p50/p99/max ${fmt(delay('training', 'p50'))}/${fmt(delay('training', 'p99'))}/` +
+        `${fmt(Math.max(...repeats.map((r) => r.training.max)))} ms, idle ${fmt(delay('idle', 'p50'))}/` +
+        `${fmt(delay('idle', 'p99'))}/${fmt(Math.max(...repeats.map((r) => r.idle.max)))} ms ` +
+        `(monitorEventLoopDelay, ${config.monitorMs} ms timer, interval included)`,
+    });
+    add({
+      id: 'memory-peak',
+      group: label,
+      title: 'peak RSS vs PyTorch',
+      ours: { label: 'addon', value: t.addonPeakMb, unit: 'MB' },
+      reference: { label: 'PyTorch', value: t.pythonPeakMb, unit: 'MB' },
+      perRepeat: [t.addonPeakMb / t.pythonPeakMb],
+      ratioDefinition: 'peak RSS of the Node process (model loaded, training) / of the Python process',
+      goal: null,
+      note: `Node: ${t.peakMethod}; Python: ru_maxrss`,
+    });
+    const third = Math.max(1, Math.floor(t.rss.length / 3));
+    const first = mean(t.rss.slice(0, third));
+    const last = mean(t.rss.slice(-third));
+    add({
+      id: 'memory-growth',
+      group: label,
+      title: 'RSS last/first third',
+      ours: { label: 'last third', value: last, unit: 'MB' },
+      reference: { label: 'first third', value: first, unit: 'MB' },
+      perRepeat: [last / first],
+      ratioDefinition: 'mean RSS after the last third of the timed steps / after the first third',
+      goal: null,
+      note: `growth ${(last - first).toFixed(1)} MB over ${t.rss.length} timed steps`,
+    });
+    const stepFlops = t.flops.flops;
+    const peak = median(repeats.map((r) => r.mmFlopsPerSecond));
+    for (const [key, who] of [
+      ['pairAddon', 'addon'],
+      ['python', 'PyTorch'],
+    ]) {
+      add({
+        id: key === 'pairAddon' ? 'flops-fraction' : 'flops-fraction-python',
+        group: label,
+        title: `FLOP/s / mm peak (${who})`,
+        ours: { label: who, value: median(repeats.map((r) => stepFlops / r[key] / 1e9)), unit: 'GFLOP/s' },
+        reference: { label: `mm ${MM_SIZE}`, value: peak / 1e9, unit: 'GFLOP/s' },
+        perRepeat: repeats.map((r) => stepFlops / r[key] / r.mmFlopsPerSecond),
+        ratioDefinition: `achieved FLOP/s of a train step / fp32 torch.mm ${MM_SIZE}x${MM_SIZE} FLOP/s`,
+        goal: null,
+        note: `${fmt(stepFlops / 1e9)} GFLOP/step: profiler with_flops + convolution gradients from autograd`,
+      });
+    }
+  }
+  if (pipelineResult) {
+    const p = pipelineResult;
+    const pick = (key) => median(p.repeats.map((r) => r[key]));
+    const common = `${p.samples} samples, ${p.size} px, batch ${p.batchSize}`;
+    add({
+      id: 'pipeline-first-epoch',
+      group: 'data pipeline',
+      title: 'first epoch (decode)',
+      ours: { label: 'loader', value: pick('first'), unit: 'samples/s' },
+      reference: { label: 'reference', value: pick('python'), unit: 'samples/s' },
+      perRepeat: p.repeats.map((r) => r.first / r.python),
+      ratioDefinition: 'SampleCache + batches samples/s (empty cache) / reference pipeline samples/s',
+      goal: null,
+      note:
+        `${common}; DICOM decode, min-max, resize, flip/rotate, normalize (files in page cache); ` +
+        `reference with ${threadCount(PIPELINE_THREADS)}, like the loader's data thread`,
+    });
+    add({
+      id: 'pipeline-cached-epoch',
+      group: 'data pipeline',
+      title: 'cached epoch',
+      ours: { label: 'loader', value: pick('cached'), unit: 'samples/s' },
+      reference: { label: 'reference', value: pick('python'), unit: 'samples/s' },
+      perRepeat: p.repeats.map((r) => r.cached / r.python),
+      ratioDefinition: 'SampleCache + batches samples/s (warm cache) / reference pipeline samples/s',
+      goal: { min: 3, text: '>= 3.00' },
+      note: `${common}; the reference decodes every epoch`,
+    });
+  }
+  return rows;
+}
+
+function formatTable(config, rows, context) {
+  const header = ['row', 'ours', 'reference', 'ratio', 'repeat range', 'goal', 'status'];
+  const cells = rows.map((row) => [
+    `${row.group}: ${row.title}`,
+    `${row.ours.label} ${fmt(row.ours.value)} ${row.ours.unit}`,
+    `${row.reference.label} ${fmt(row.reference.value)} ${row.reference.unit}`,
+    fmt(row.ratio, 3),
+    row.perRepeat.length > 1 ? `${fmt(row.range[0], 3)}..${fmt(row.range[1], 3)}` : '-',
+    row.goal ? row.goal.text : '-',
+    row.status,
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
+  const line = (c) =>
+    c
+      .map((text, i) => (i === 3 ? text.padStart(widths[i]) : text.padEnd(widths[i])))
+      .join('  ')
+      .trimEnd();
+  const out = [
+    `lumbar-stenosis benchmark (${config.mode}): median of ${plural(config.repeats, 'interleaved repeat')} ` +
+      `(contender order rotated each repeat) after ${plural(config.warmup, 'warm-up step')} per process; ` +
+      `${plural(config.steps, 'timed step')} per contender and repeat; ${threadCount(config.threads)}; ` +
+      `libtorch ${context.torch}`,
+    `machine: ${context.cpus} x ${context.cpuModel}; load average ${context.loadBefore} at start, ` +
+      `${context.loadAfter} at end`,
+    ...(context.busy
+      ? [
+          `warning: the load average exceeded the ${context.cpus} cores: other processes competed for them, ` +
+            'so the ratios carry much noise (see the repeat range); rerun on a quiet machine or with --threads 1',
+        ]
+      : []),
+    '',
+    line(header),
+    line(widths.map((w) => '-'.repeat(w))),
+    ...cells.map(line),
+    '',
+    'notes:',
+    ...rows.map((row) => `  ${row.group}: ${row.title}: ${row.note}`),
+  ];
+  return out.join('\n');
+}
+
+function csvCell(value) {
+  const text = value === null || value === undefined ? '' : String(value);
+  return /[",\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+}
+
+function toCsv(config, rows) {
+  const header = ['mode', 'group', 'row', 'title', 'ours_label', 'ours', 'ours_unit']
+    .concat(['reference_label', 'reference', 'reference_unit', 'ratio', 'ratio_min', 'ratio_max'])
+    .concat(['ratio_definition', 'goal', 'status', 'repeats', 'note']);
+  const lines = rows.map((row) =>
+    [config.mode, row.group, row.id, row.title, row.ours.label, row.ours.value, row.ours.unit]
+      .concat([row.reference.label, row.reference.value, row.reference.unit, row.ratio, ...row.range])
+      .concat([row.ratioDefinition, row.goal ? row.goal.text : '', row.status, config.repeats, row.note])
+      .map(csvCell)
+      .join(','),
+  );
+  return [header.join(','), ...lines].join('\n') + '\n';
+}
+
+const COLORS = {
+  pass: [46, 139, 87],
+  miss: [205, 60, 60],
+  info: [90, 115, 160],
+  ink: [30, 30, 30],
+  grid: [215, 215, 215],
+  one: [120, 120, 120],
+  paper: [255, 255, 255],
+};
+
+/** Horizontal bars of every row's ratio, green pass, red miss, blue for rows without a goal; goals as ticks. */
+function drawChart(library, config, rows) {
+  const { Raster, textWidth } = library;
+  const scale = 2;
+  const rowHeight = 34;
+  const labels = rows.map((row) => `${row.group}: ${row.title}`);
+  const left = 24 + Math.max(...labels.map((l) => textWidth(l, scale))) + 16;
+  const plotWidth = 560;
+  const top = 70;
+  const width = left + plotWidth + 150;
+  const height = top + rows.length * rowHeight + 50;
+  const r = new Raster(width, height);
+  r.text(
+    24,
+    20,
+    `lumbar-stenosis benchmark (${config.mode}): ratios, median of ${config.repeats} repeats`,
+    COLORS.ink,
+    {
+      scale,
+      bold: true,
+    },
+  );
+  const finite = rows.map((row) => row.ratio).filter(Number.isFinite);
+  const high = Math.max(1.2, ...finite, ...rows.map((row) => (row.goal ? row.goal.min : 0))) * 1.1;
+  const step = [0.1, 0.2, 0.25, 0.5, 1, 2, 2.5, 5, 10, 20, 50, 100].find((s) => high / s <= 8) ?? high / 8;
+  const x = (value) => left + (Math.min(value, high) / high) * plotWidth;
+  const bottom = top + rows.length * rowHeight;
+  for (let tick = 0; tick <= high + 1e-9; tick += step) {
+    const px = Math.round(x(tick));
+    r.vline(px, top - 6, bottom, COLORS.grid);
+    const text = fmt(tick, step < 1 ? 2 : 0);
+    r.text(px - textWidth(text, scale) / 2, bottom + 10, text, COLORS.ink, { scale });
+  }
+  r.vline(Math.round(x(1)), top - 6, bottom, COLORS.one, 2);
+  rows.forEach((row, i) => {
+    const y = top + i * rowHeight;
+    r.text(24, y + 10, labels[i], COLORS.ink, { scale });
+    const value = Number.isFinite(row.ratio) ? Math.max(0, row.ratio) : 0;
+    r.fillRect(left, y + 6, x(value) - left, rowHeight - 12, COLORS[row.status]);
+    if (row.goal) r.vline(Math.round(x(row.goal.min)), y + 2, y + rowHeight - 3, COLORS.ink, 3);
+    const text = `${fmt(row.ratio, 3)} ${row.status}`;
+    // A white box behind the value keeps it readable where it crosses a grid line.
+    r.fillRect(x(value) + 5, y + 7, textWidth(text, scale) + 6, 7 * scale + 6, COLORS.paper);
+    r.text(x(value) + 8, y + 10, text, COLORS.ink, { scale });
+  });
+  r.line(left, bottom, left + plotWidth, bottom, COLORS.ink, 2);
+  return r.encodePng();
+}
+
+async function main(argv) {
+  const config = parseArgs(argv);
+  const library = loadLibrary();
+  const { lib } = library;
+  config.modelsDir ??= path.join(path.dirname(lib.defaultSyntheticFolder()), 'bench-models');
+  const tool = findTool(config);
+  lib.setNumThreads(config.threads);
+  const started = process.hrtime.bigint();
+  const loadBefore = os.loadavg()[0].toFixed(2);
+  log(
+    `mode ${config.mode}: ${config.repeats} repeats, ${threadCount(config.threads)}, output in ${config.out}`,
+  );
+
+  const trainings = [];
+  for (const spec of config.backbones) trainings.push(await benchTraining(config, library, spec, tool));
+  const pipelineResult = await benchPipeline(config, library);
+
+  const context = {
+    torch: lib.versions().torch,
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model ?? 'unknown CPU',
+    loadBefore,
+    loadAfter: os.loadavg()[0].toFixed(2),
+    busy: false,
+  };
+  // The load at the end includes this benchmark's own threads.
+  context.busy =
+    Number(context.loadBefore) > context.cpus || Number(context.loadAfter) > context.cpus + config.threads;
+  const rows = buildRows(config, trainings, pipelineResult);
+  const table = formatTable(config, rows, context);
+  process.stdout.write(table + '\n');
+
+  const base = path.join(config.out, `bench-${config.mode}`);
+  const { writeFileAtomic } = library;
+  writeFileAtomic(`${base}.csv`, toCsv(config, rows));
+  const report = {
+    format: 'lumbar-stenosis-bench',
+    version: 1,
+    mode: config.mode,
+    date: new Date().toISOString(),
+    seconds: elapsedSeconds(started),
+    settings: {
+      repeats: config.repeats,
+      warmup: config.warmup,
+      steps: config.steps,
+      threads: config.threads,
+      unfreezeLast: UNFREEZE,
+      embedding: EMBEDDING,
+      learningRate: LEARNING_RATE,
+      weightDecay: WEIGHT_DECAY,
+      dropout: DROPOUT,
+      classWeights: CLASS_WEIGHTS,
+      mmSize: MM_SIZE,
+      eventLoopResolutionMs: config.monitorMs,
+      idleSeconds: config.idleSeconds,
+      tool,
+      python: config.python,
+      modelsDir: config.modelsDir,
+    },
+    machine: { ...context, node: process.version, platform: `${os.platform()} ${os.release()}` },
+    rows,
+    raw: {
+      training: trainings.map((t) => ({
+        label: t.label,
+        backbone: t.file,
+        ...t.spec,
+        unfrozenTensors: t.unfrozenTensors,
+        python: t.pythonInfo,
+        flops: t.flops,
+        repeats: t.repeats,
+        rssMb: t.rss,
+      })),
+      pipeline: pipelineResult,
+    },
+    table,
+  };
+  writeFileAtomic(`${base}.json`, JSON.stringify(report, null, 2) + '\n');
+  writeFileAtomic(`${base}.png`, drawChart(library, config, rows));
+  log(`wrote ${base}.csv, ${base}.json and ${base}.png in ${report.seconds.toFixed(0)} s`);
+}
+
+function stopChildren() {
+  for (const child of children) child.kill();
+}
+
+process.once('SIGINT', () => {
+  stopChildren();
+  process.exit(130);
+});
+
+main(process.argv.slice(2)).then(
+  () => process.exit(0),
+  (error) => {
+    stopChildren();
+    process.stderr.write(`bench: ${error instanceof UsageError ? error.message : (error.stack ?? error)}\n`);
+    process.exit(error instanceof UsageError ? 2 : 1);
+  },
+);
