@@ -57,13 +57,16 @@ function csvField(value: string): string {
   return /[",\n]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value;
 }
 
-/** Writes samples as a reference-layout CSV (image_path,row_id,level,severity[,x,y]) so a run can be repeated. */
+/**
+ * Writes samples as a reference-layout CSV (image_path,row_id,level,severity[,x,y]) so a run can be repeated;
+ * image paths are absolute, since the images usually live outside the output folder.
+ */
 export function writeReferenceCsv(file: string, samples: readonly Sample[]): void {
   const lines = ['image_path,row_id,level,severity,x,y'];
   for (const s of samples) {
     lines.push(
       [
-        csvField(path.relative(path.dirname(file), s.imagePath)),
+        csvField(s.imagePath),
         s.rowId,
         LEVELS[s.level],
         s.label === null ? '' : SEVERITIES[s.label],
@@ -93,8 +96,9 @@ export function readReferenceCsv(file: string, problems?: DataProblem[]): Sample
       const level = levelIndex(row.level, where);
       const label = row.severity ? severityIndex(row.severity, where) : null;
       const imagePath = path.resolve(folder, row.image_path);
+      // A relative path must stay inside the CSV's folder; an absolute one says explicitly where the image is.
       const relative = path.relative(folder, imagePath);
-      if (relative.startsWith('..') || path.isAbsolute(relative)) {
+      if (!path.isAbsolute(row.image_path) && (relative.startsWith('..') || path.isAbsolute(relative))) {
         found.push({
           kind: 'bad-path',
           where,
