@@ -278,12 +278,20 @@ async function trainModel(
     // A trial step before training: some backbones fail under bf16 in libtorch 1.13 (e.g. ViT-B/16's attention),
     // which must not surface as a crash in the middle of an epoch.
     const size = backbone.inputSize;
-    const failure = await trainer.trialStep({
+    const trial = {
       images: new Float32Array(2 * 3 * size * size),
-      shape: [2, 3, size, size],
+      shape: [2, 3, size, size] as const,
       levels: [0, 4],
       labels: [0, 2],
-    });
+    };
+    // Both modes: TorchScript specializes graphs by grad mode, and a dtype failure may show in only one.
+    let failure = await trainer.trialStep(trial);
+    if (!failure) {
+      failure = await trainer.evaluate(trial).then(
+        () => null,
+        (error: Error) => error.message,
+      );
+    }
     if (failure) {
       const reason = failure
         .split('\n')

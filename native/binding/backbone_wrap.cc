@@ -122,7 +122,9 @@ Napi::Value BackboneWrap::Features(const Napi::CallbackInfo& info) {
   return Schedule<torch::Tensor>(
       info.Env(),
       [backbone, images] {
-        c10::InferenceMode inference;
+        // No autograd, but not InferenceMode: TorchScript caches tensors made in a run, and inference tensors
+        // reused by a later training run cannot be saved for backward (seen with Swin-B).
+        torch::NoGradGuard no_grad;
         return backbone->Forward(images.to(backbone->device())).to(torch::kCPU, torch::kFloat32).contiguous();
       },
       [](Napi::Env env, torch::Tensor& features) -> Napi::Value { return ToFloat32Array(env, features); });

@@ -37,7 +37,9 @@ Napi::Value ClassifierWrap::Forward(const Napi::CallbackInfo& info) {
   return Schedule<torch::Tensor>(
       info.Env(),
       [model, images, levels] {
-        c10::InferenceMode inference;
+        // No autograd, but not InferenceMode: TorchScript caches tensors made in a run, and inference tensors
+        // reused by a later training run cannot be saved for backward (seen with Swin-B).
+        torch::NoGradGuard no_grad;
         return model->Forward(images, levels).to(torch::kCPU).contiguous();
       },
       [](Napi::Env env, torch::Tensor& logits) -> Napi::Value { return ToFloat32Array(env, logits); });
@@ -49,7 +51,9 @@ Napi::Value ClassifierWrap::Features(const Napi::CallbackInfo& info) {
   return Schedule<torch::Tensor>(
       info.Env(),
       [model, images] {
-        c10::InferenceMode inference;
+        // No autograd, but not InferenceMode: TorchScript caches tensors made in a run, and inference tensors
+        // reused by a later training run cannot be saved for backward (seen with Swin-B).
+        torch::NoGradGuard no_grad;
         return model->Features(images).to(torch::kCPU, torch::kFloat32).contiguous();
       },
       [](Napi::Env env, torch::Tensor& features) -> Napi::Value { return ToFloat32Array(env, features); });

@@ -144,7 +144,9 @@ EvalOutput Trainer::Evaluate(const torch::Tensor& images, const torch::Tensor& l
   model_->SetTraining(false);
   EvalOutput out;
   {
-    c10::InferenceMode inference;
+    // No autograd, but not InferenceMode: TorchScript caches tensors made in a run, and inference tensors
+    // reused by a later training run cannot be saved for backward (seen with Swin-B).
+    torch::NoGradGuard no_grad;
     torch::Tensor logits = model_->Forward(images, levels);
     out.probabilities = torch::softmax(logits, /*dim=*/1).to(torch::kCPU).contiguous();
     if (labels.defined()) {
