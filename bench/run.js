@@ -685,7 +685,8 @@ function buildRows(config, trainings, pipelineResult) {
       ratioDefinition: 'addon images/s / stenosis-tool bench images/s',
       goal: { min: 0.97, text: '>= 0.97' },
       note:
-        `overhead ${((1 - overhead) * 100).toFixed(1)}% (goal < 3%); a block of ${plural(config.steps, 'addon step')} ` +
+        `overhead ${((1 - overhead) * 100).toFixed(1)}% (goal < 3%); ` +
+        `a block of ${plural(config.steps, 'addon step')} ` +
         `against a stenosis-tool process (${config.warmup} warm-up + ${plural(config.steps, 'step')})`,
     });
     const delay = (kind, key) => median(repeats.map((r) => r[kind][key]));

@@ -60,7 +60,8 @@ export function checkDevice(device: unknown, name = 'device'): DeviceSpec {
       throw new StenosisError(
         'ERR_CUDA_UNAVAILABLE',
         `${name} '${device}' was asked for but CUDA is not available: the linked libtorch ` +
-          `${loadAddon().versions.torch} ${loadAddon().versions.cudaBuild ? 'sees no GPU' : 'was built without CUDA'}. ` +
+          `${loadAddon().versions.torch} ` +
+          `${loadAddon().versions.cudaBuild ? 'sees no GPU' : 'was built without CUDA'}. ` +
           `Use --device cpu, or rebuild against a CUDA libtorch (LIBTORCH=/path/to/libtorch npm rebuild).`,
       );
     }

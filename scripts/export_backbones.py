@@ -366,7 +366,8 @@ def to_script_module(name, model, example, method):
             if method == "script":
                 raise ExportError("%s: torch.jit.script failed (--method script):\n%s" % (name, exc))
             first = str(exc).strip().splitlines()
-            log("  torch.jit.script failed (%s); falling back to torch.jit.trace" % (first[0] if first else type(exc).__name__))
+            reason = first[0] if first else type(exc).__name__
+            log("  torch.jit.script failed (%s); falling back to torch.jit.trace" % reason)
     with torch.no_grad():
         traced = torch.jit.trace(model, example, check_trace=False)
     return traced, "trace"
@@ -424,22 +425,31 @@ def export_one(name, args, weights_file):
         if tuple(ref.shape) != expected_shape:
             raise ExportError("%s: eager output shape %s, expected %s" % (name, tuple(ref.shape), expected_shape))
         if tuple(out.shape) != expected_shape or out.dtype != torch.float32:
-            raise ExportError("%s: exported output %s %s, expected %s float32" % (name, tuple(out.shape), out.dtype, expected_shape))
+            raise ExportError(
+                "%s: exported output %s %s, expected %s float32" % (name, tuple(out.shape), out.dtype, expected_shape)
+            )
         diff = max_abs_diff(out, ref)
         tolerance = 1e-4 * (1.0 + float(ref.abs().max().item()))
         if not (diff <= tolerance):  # also catches NaN
-            raise ExportError("%s: exported output differs from eager: max abs diff %.3g > tolerance %.3g" % (name, diff, tolerance))
+            raise ExportError(
+                "%s: exported output differs from eager: max abs diff %.3g > tolerance %.3g" % (name, diff, tolerance)
+            )
 
         # Parameter names in registration order, as libtorch will see them.
         loaded_names = [n for n, _ in loaded.named_parameters()]
         if loaded_names != eager_names:
-            first = next((i for i, (a, b) in enumerate(zip(loaded_names, eager_names)) if a != b), min(len(loaded_names), len(eager_names)))
+            first = next(
+                (i for i, (a, b) in enumerate(zip(loaded_names, eager_names)) if a != b),
+                min(len(loaded_names), len(eager_names)),
+            )
             raise ExportError(
                 "%s: exported parameter names differ from the eager model's (%d vs %d names, first difference at %d)"
                 % (name, len(loaded_names), len(eager_names), first)
             )
         if len(loaded_names) != parameter_tensors:
-            raise ExportError("%s: %d parameter names but %d parameter tensors" % (name, len(loaded_names), parameter_tensors))
+            raise ExportError(
+                "%s: %d parameter names but %d parameter tensors" % (name, len(loaded_names), parameter_tensors)
+            )
 
         # Train mode must run (the C++ side trains with the backbone in train mode).
         eager_train = copy.deepcopy(model).train()
@@ -509,7 +519,10 @@ def export_one(name, args, weights_file):
         "checkMaxAbsDiff": diff,
         "pretrained": pretrained,
     }
-    log("  %s -> %s (%s, %d parameter tensors, %.1f MB, %.1f s)" % (name, pt_path, method, parameter_tensors, result["bytes"] / 1e6, elapsed))
+    log(
+        "  %s -> %s (%s, %d parameter tensors, %.1f MB, %.1f s)"
+        % (name, pt_path, method, parameter_tensors, result["bytes"] / 1e6, elapsed)
+    )
     log("  eval check: max abs diff %.3g (tolerance %.3g); train mode runs, %s" % (diff, tolerance, train_note))
     return result
 
@@ -523,7 +536,8 @@ def update_registry(out_dir, names):
                 existing = json.load(f)
         except ValueError as exc:
             raise ExportError("%s is not valid JSON (%s); fix or remove it" % (path, exc))
-        if not isinstance(existing, dict) or existing.get("format") != REGISTRY_FORMAT or not isinstance(existing.get("models"), dict):
+        valid = isinstance(existing, dict) and existing.get("format") == REGISTRY_FORMAT
+        if not valid or not isinstance(existing.get("models"), dict):
             raise ExportError("%s is not a %s file; fix or remove it" % (path, REGISTRY_FORMAT))
         registry["models"].update(existing["models"])
     for name in names:
@@ -544,14 +558,29 @@ def parse_args(argv):
     )
     choices = sorted(MODELS) + ["all"]
     parser.add_argument("names", nargs="*", metavar="NAME", help="models to export: %s" % " ".join(choices))
-    parser.add_argument("--models", nargs="+", default=[], metavar="NAME", help="models to export (same as the positional names)")
+    parser.add_argument(
+        "--models", nargs="+", default=[], metavar="NAME", help="models to export (same as the positional names)"
+    )
     parser.add_argument("--out", default="models", help="output directory (default: models)")
     parser.add_argument("--input-size", type=int, default=224, help="square input size S of [B,3,S,S] (default: 224)")
-    parser.add_argument("--pretrained", action="store_true", help="use ImageNet weights (--weights file, else the library's download)")
-    parser.add_argument("--weights", action="append", default=[], metavar="NAME=PATH", help="local weights file for model NAME (repeatable; implies pretrained for NAME)")
+    parser.add_argument(
+        "--pretrained", action="store_true", help="use ImageNet weights (--weights file, else the library's download)"
+    )
+    parser.add_argument(
+        "--weights",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="local weights file for model NAME (repeatable; implies pretrained for NAME)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed for random weights and check inputs (default: 0)")
     parser.add_argument("--check-batch", type=int, default=2, help="batch size of the export check (default: 2)")
-    parser.add_argument("--method", choices=["auto", "script", "trace"], default="auto", help="auto: script where it can, trace where it must (default)")
+    parser.add_argument(
+        "--method",
+        choices=["auto", "script", "trace"],
+        default="auto",
+        help="auto: script where it can, trace where it must (default)",
+    )
     args = parser.parse_args(argv)
 
     requested = []
@@ -587,8 +616,10 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    log("export_backbones: torch %s, torchvision %s; models: %s; out: %s; input %dx%d"
-        % (torch.__version__, torchvision.__version__, " ".join(args.requested), args.out, args.input_size, args.input_size))
+    size = "%dx%d" % (args.input_size, args.input_size)
+    versions = (torch.__version__, torchvision.__version__)
+    log("export_backbones: torch %s, torchvision %s; models: %s; out: %s; input %s"
+        % (versions + (" ".join(args.requested), args.out, size)))
     results = []
     failures = []
     for name in args.requested:
@@ -602,7 +633,8 @@ def main(argv=None):
 
     if results:
         log("")
-        log("%-13s %10s %8s %7s %10s %9s %10s  %s" % ("name", "featureDim", "params", "method", "MB", "seconds", "maxdiff", "weights"))
+        columns = ("name", "featureDim", "params", "method", "MB", "seconds", "maxdiff", "weights")
+        log("%-13s %10s %8s %7s %10s %9s %10s  %s" % columns)
         for r in results:
             log("%-13s %10d %8d %7s %10.1f %9.1f %10.2g  %s" % (
                 r["name"], r["featureDim"], r["parameterTensors"], r["exportMethod"], r["bytes"] / 1e6,

@@ -40,17 +40,21 @@ if ! venv_ready; then
   if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv --system-site-packages "$VENV" >"$log" 2>&1 || { cat "$log" >&2; exit 1; }
   fi
-  if ! "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps "${PACKAGES[@]}" >"$log" 2>&1; then
+  if ! "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps \
+    "${PACKAGES[@]}" >"$log" 2>&1; then
     cat "$log" >&2
     echo "export_backbones.sh: pip install failed" >&2
     exit 1
   fi
   if ! venv_ready; then
-    "$VENV/bin/python" -c 'import torch, timm, huggingface_hub.hf_api; print("torch", torch.__version__, torch.__file__)' >&2 || true
+    "$VENV/bin/python" -c \
+      'import torch, timm, huggingface_hub.hf_api; print("torch", torch.__version__, torch.__file__)' >&2 || true
     echo "export_backbones.sh: $VENV is not usable (timm missing or torch not the system one)" >&2
     exit 1
   fi
-  "$VENV/bin/python" -c 'import torch, timm; print("export_backbones.sh: venv ready: torch", torch.__version__, "timm", timm.__version__)' >&2
+  "$VENV/bin/python" -c \
+    'import torch, timm; print("export_backbones.sh: venv ready: torch", torch.__version__, "timm", timm.__version__)' \
+    >&2
 fi
 
 exec "$VENV/bin/python" "$ROOT/scripts/export_backbones.py" "$@"

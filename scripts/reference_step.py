@@ -85,7 +85,8 @@ def main():
         results["grad:" + name] = g
     for name, p in named:
         results["param:" + name] = p
-    manifest = {"unfrozen": unfrozen, "trainable": [name for name, _ in named], "tensors": {}, "torch": torch.__version__}
+    trainable = [name for name, _ in named]
+    manifest = {"unfrozen": unfrozen, "trainable": trainable, "tensors": {}, "torch": torch.__version__}
     offset = 0
     with open(args.out + ".bin", "wb") as blob:
         for name, tensor in results.items():

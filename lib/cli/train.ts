@@ -167,7 +167,8 @@ function ensureQuickBackbone(modelsDir: string, log: (line: string) => void): vo
     const stderr = String((error as { stderr?: Buffer }).stderr ?? '');
     throw new StenosisError(
       'ERR_MODEL_FILE',
-      `could not export ResNet-18 with ${python} (needs Debian's python3-torch: bash scripts/install-system-deps.sh): ${stderr.trim().split('\n').pop()}`,
+      `could not export ResNet-18 with ${python} ` +
+        `(needs Debian's python3-torch: bash scripts/install-system-deps.sh): ${stderr.trim().split('\n').pop()}`,
     );
   }
 }
@@ -299,7 +300,8 @@ async function trainModel(
         .pop();
       reporter.emit(
         { event: 'warning', model, message: `${options.precision} failed (${reason}); falling back to fp32` },
-        `warning: ${slug} does not run in ${options.precision} with libtorch ${versions().torch} (${reason}); training in fp32 instead`,
+        `warning: ${slug} does not run in ${options.precision} with libtorch ${versions().torch} (${reason}); ` +
+          'training in fp32 instead',
       );
       ({ classifier, trainer } = await build('fp32'));
     }
@@ -313,7 +315,8 @@ async function trainModel(
       trainableTensors: trainer.trainableNames.length,
       trainableParameters: trainable,
     },
-    `\n== ${slug}: ${backbone.metadata.architecture}, ${backbone.featureDim} features, input ${backbone.inputSize} px, ` +
+    `\n== ${slug}: ${backbone.metadata.architecture}, ${backbone.featureDim} features, ` +
+      `input ${backbone.inputSize} px, ` +
       `${classifier.precision}${classifier.memoryFormat === 'channels_last' ? ' channels-last' : ''}, ` +
       `${unfrozen.length} backbone tensors unfrozen, ${trainable.toLocaleString('en-US')} trainable parameters` +
       (backbone.metadata.pretrained
@@ -374,8 +377,10 @@ async function trainModel(
         const r = event.record;
         reporter.emit(
           { event: 'epoch', model, ...r },
-          `epoch ${r.epoch}/${options.numEpochs}  train loss ${r.trainLoss.toFixed(4)} acc ${r.trainAccuracy.toFixed(3)}  val loss ${r.valLoss?.toFixed(4)}  ` +
-            `val acc ${r.valAccuracy.toFixed(3)}  val macro F1 ${r.valMacroF1.toFixed(3)}  val score ${r.valScore.toFixed(4)}  ` +
+          `epoch ${r.epoch}/${options.numEpochs}  ` +
+            `train loss ${r.trainLoss.toFixed(4)} acc ${r.trainAccuracy.toFixed(3)}  ` +
+            `val loss ${r.valLoss?.toFixed(4)}  val acc ${r.valAccuracy.toFixed(3)}  ` +
+            `val macro F1 ${r.valMacroF1.toFixed(3)}  val score ${r.valScore.toFixed(4)}  ` +
             `(${r.seconds.toFixed(1)} s, ${r.samplesPerSecond.toFixed(1)} samples/s)`,
         );
       } else if (event.type === 'checkpoint') {
@@ -452,8 +457,9 @@ async function trainModel(
   const seconds = (Date.now() - started) / 1000;
   reporter.emit(
     { event: 'model-end', model, val: results.val, test: results.test, seconds },
-    `best epoch ${fitted.bestEpoch} (validation ${options.selectBy}): test accuracy ${results.test.accuracy.toFixed(3)}, test macro F1 ` +
-      `${results.test.macro.f1.toFixed(3)}, test score ${results.test.score.total.toFixed(4)}  (${seconds.toFixed(0)} s)`,
+    `best epoch ${fitted.bestEpoch} (validation ${options.selectBy}): ` +
+      `test accuracy ${results.test.accuracy.toFixed(3)}, test macro F1 ${results.test.macro.f1.toFixed(3)}, ` +
+      `test score ${results.test.score.total.toFixed(4)}  (${seconds.toFixed(0)} s)`,
   );
   return { val: results.val, test: results.test };
 }
@@ -495,8 +501,9 @@ export function buildCommand(): Command {
   return new Command('train.js')
     .description(
       'Train and evaluate stenosis graders. With no --data or split CSVs, runs a quick preset on the embedded ' +
-        `synthetic RSNA-format dataset (${QUICK_PRESET.syntheticStudies} studies, ResNet-18 at ${QUICK_PRESET.imageSize} px, ` +
-        `${QUICK_PRESET.numEpochs} epochs, batch ${QUICK_PRESET.batchSize}, crop ${QUICK_PRESET.cropMm} mm); explicit flags override it.\n` +
+        `synthetic RSNA-format dataset (${QUICK_PRESET.syntheticStudies} studies, ` +
+        `ResNet-18 at ${QUICK_PRESET.imageSize} px, ${QUICK_PRESET.numEpochs} epochs, ` +
+        `batch ${QUICK_PRESET.batchSize}, crop ${QUICK_PRESET.cropMm} mm); explicit flags override it.\n` +
         'snake_case flags (--batch_size) work as well as kebab-case (--batch-size).',
     )
     .option('--data <dir>', 'RSNA-layout folder (train.csv, train_label_coordinates.csv, train_images/...)')
@@ -631,8 +638,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     reporter.emit(
       { event: 'start', preset, options: { ...options }, torch: versions().torch, threads: getNumThreads() },
       (preset
-        ? `quick preset: synthetic RSNA-format dataset, ${options.models.join(', ')} at ${options.imageSize} px, ${options.numEpochs} epochs ` +
-          `(give --data for real data; the reference settings are --models vit swin beit efficientnet resnet152 convnext --num_epochs 30)\n`
+        ? `quick preset: synthetic RSNA-format dataset, ${options.models.join(', ')} at ${options.imageSize} px, ` +
+          `${options.numEpochs} epochs (give --data for real data; the reference settings are ` +
+          '--models vit swin beit efficientnet resnet152 convnext --num_epochs 30)\n'
         : '') +
         `libtorch ${versions().torch}, ${getNumThreads()} threads, device ${options.device}, output ${options.output}`,
     );
@@ -721,7 +729,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     const base = baselines(splits.train, splits.test, options.seed);
     reporter.emit(
       { event: 'dataset', source: 'baselines', samples: splits.test.length, studies: 0, problems: {} },
-      `baselines on test: majority class macro F1 ${base.majority.macro.f1.toFixed(3)}, stratified random macro F1 ${base.stratified.macro.f1.toFixed(3)}`,
+      `baselines on test: majority class macro F1 ${base.majority.macro.f1.toFixed(3)}, ` +
+        `stratified random macro F1 ${base.stratified.macro.f1.toFixed(3)}`,
     );
     const summary: string[] = ['model,split,accuracy,macro_f1,weighted_f1,score,status'];
     let failed = 0;

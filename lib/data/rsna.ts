@@ -93,7 +93,9 @@ export async function readRsnaDataset(folder: string): Promise<RsnaDataset> {
       problems.push({
         kind: 'bad-path',
         where,
-        message: `study_id, series_id and instance_number must be digits (they name folders and files), got ${row.study_id}, ${row.series_id}, ${row.instance_number}`,
+        message:
+          'study_id, series_id and instance_number must be digits (they name folders and files), ' +
+          `got ${row.study_id}, ${row.series_id}, ${row.instance_number}`,
       });
       return;
     }

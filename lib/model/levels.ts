@@ -31,7 +31,8 @@ export function levelIndex(level: string | number, where = 'level'): number {
   }
   throw new StenosisError(
     'ERR_UNKNOWN_LEVEL',
-    `Unknown level ${JSON.stringify(level)} in ${where}: expected one of ${LEVELS.join(', ')} (or l1_l2 .. l5_s1, or 0..4)`,
+    `Unknown level ${JSON.stringify(level)} in ${where}: ` +
+      `expected one of ${LEVELS.join(', ')} (or l1_l2 .. l5_s1, or 0..4)`,
   );
 }
 

@@ -36,7 +36,8 @@ function loadFailure(file: string, cause: unknown): StenosisError {
       'It has not been built. Likely fixes:',
       '  - install libtorch and the other system packages: bash scripts/install-system-deps.sh (Debian/Ubuntu)',
       `  - build it: npm rebuild ${PACKAGE_NAME} (in this package's own checkout: npm install)`,
-      `  - if npm skipped its install script: npm install-scripts approve ${PACKAGE_NAME}, then npm rebuild ${PACKAGE_NAME}`,
+      `  - if npm skipped its install script: npm install-scripts approve ${PACKAGE_NAME}, ` +
+        `then npm rebuild ${PACKAGE_NAME}`,
     );
   } else if (/libtorch|libc10|libtorch_cpu|\.so/.test(reason)) {
     lines.push(

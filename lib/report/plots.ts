@@ -380,7 +380,10 @@ function blues(t: number): Rgb {
   ) as unknown as Rgb;
 }
 
-/** A 3x3 confusion matrix heat map with counts and row-normalized percentages in each cell, axis labels (true/predicted, class names), title. */
+/**
+ * A 3x3 confusion matrix heat map with counts and row-normalized percentages in each cell, axis labels
+ * (true/predicted, class names) and a title.
+ */
 export function plotConfusionMatrix(
   file: string,
   title: string,
@@ -479,7 +482,10 @@ function drawBar(
   drawCentered(r, x + barWidth / 2, labelY, label, INK, bold);
 }
 
-/** Grouped horizontal or vertical bars comparing models on test macro F1, accuracy and (separately scaled, lower is better) competition score; values printed on bars. */
+/**
+ * Grouped bars comparing models on test macro F1, accuracy and (separately scaled, lower is better) competition
+ * score; values printed on the bars.
+ */
 export function plotModelComparison(
   file: string,
   rows: { model: string; accuracy: number; macroF1: number; score: number }[],

@@ -11,7 +11,8 @@ import { Backbone, StenosisClassifier, Trainer, LevelEmbedding, LEVELS, type Ima
 async function main(modelFile: string): Promise<void> {
   const backbone = await Backbone.load(modelFile, { device: 'cpu' });
   await backbone.unfreezeLast(2);
-  const classifier = await StenosisClassifier.create({ backbone, levelEmbedding: new LevelEmbedding({ dimension: 16 }) });
+  const levelEmbedding = new LevelEmbedding({ dimension: 16 });
+  const classifier = await StenosisClassifier.create({ backbone, levelEmbedding });
   const trainer = await Trainer.create(classifier, { learningRate: 1e-4, classWeights: [1, 2, 4] });
   const size = backbone.inputSize;
   const batch: ImageBatch = {
