@@ -661,13 +661,17 @@ function buildRows(config, trainings, pipelineResult) {
     const { label, repeats } = t;
     const n = t.spec.batch;
     const ips = (key) => median(repeats.map((r) => n / r[key]));
+    // Two step timings of the same repeats as images/s, and their per-repeat ratio.
+    const imagesPerSecond = (ours, oursKey, reference, referenceKey) => ({
+      ours: { label: ours, value: ips(oursKey), unit: 'img/s' },
+      reference: { label: reference, value: ips(referenceKey), unit: 'img/s' },
+      perRepeat: repeats.map((r) => r[referenceKey] / r[oursKey]),
+    });
     add({
       id: 'train-throughput',
       group: label,
       title: 'train step vs PyTorch',
-      ours: { label: 'addon', value: ips('pairAddon'), unit: 'img/s' },
-      reference: { label: 'PyTorch', value: ips('python'), unit: 'img/s' },
-      perRepeat: repeats.map((r) => r.python / r.pairAddon),
+      ...imagesPerSecond('addon', 'pairAddon', 'PyTorch', 'python'),
       ratioDefinition: 'addon images/s / Python PyTorch images/s, steps alternating one by one',
       goal: { min: 1, text: '>= 1.00' },
       note:
@@ -679,9 +683,7 @@ function buildRows(config, trainings, pipelineResult) {
       id: 'napi-overhead',
       group: label,
       title: 'N-API overhead',
-      ours: { label: 'addon', value: ips('addon'), unit: 'img/s' },
-      reference: { label: 'stenosis-tool', value: ips('tool'), unit: 'img/s' },
-      perRepeat: repeats.map((r) => r.tool / r.addon),
+      ...imagesPerSecond('addon', 'addon', 'stenosis-tool', 'tool'),
       ratioDefinition: 'addon images/s / stenosis-tool bench images/s',
       goal: { min: 0.97, text: '>= 0.97' },
       note:

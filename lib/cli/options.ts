@@ -1,4 +1,4 @@
-import { InvalidArgumentError, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 
 /** A real boolean flag value: true/false, 1/0, yes/no, on/off. */
 export function parseBoolean(value: string): boolean {
@@ -36,6 +36,29 @@ export function parsePositiveNumber(value: string): number {
   const n = parseNonNegativeNumber(value);
   if (n === 0) throw new InvalidArgumentError(`expected a number > 0, got '${value}'`);
   return n;
+}
+
+/** A parser of numbers in [min, max] (or [min, max) when maxExclusive), for flags whose range is known. */
+export function numberInRange(min: number, max: number, maxExclusive = false): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n) || n < min || (maxExclusive ? n >= max : n > max)) {
+      throw new InvalidArgumentError(
+        `expected a number in [${min}, ${max}${maxExclusive ? ')' : ']'}, got '${value}'`,
+      );
+    }
+    return n;
+  };
+}
+
+/** A flag that takes one of a fixed set of values, with its default. */
+export function choiceOption(
+  flags: string,
+  description: string,
+  choices: readonly string[],
+  fallback: string,
+): Option {
+  return new Option(flags, description).choices(choices).default(fallback);
 }
 
 /**

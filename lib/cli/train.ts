@@ -22,6 +22,8 @@ import { plotConfusionMatrix, plotModelComparison, plotTrainingCurves } from '..
 import { bootstrapOverStudies, computeMetrics, perLevelMetrics, type Metrics } from '../report/metrics';
 import type { EpochRecord, SelectionMetric } from '../train/fit';
 import {
+  choiceOption,
+  numberInRange,
   parseArgv,
   parseBoolean,
   parseNonNegativeInt,
@@ -538,7 +540,7 @@ export function buildCommand(): Command {
       parseNonNegativeInt,
       32,
     )
-    .option('--dropout <p>', 'dropout of the head', parseNonNegativeNumber, 0.1)
+    .option('--dropout <p>', 'dropout of the head, in [0, 1)', numberInRange(0, 1, true), 0.1)
     .option('--output <dir>', 'output folder', 'outputs')
     .option('--device <device>', 'cpu, cuda or cuda:N', 'cpu')
     .option('--threads <n>', 'libtorch threads (default: all cores)', parsePositiveInt)
@@ -555,11 +557,9 @@ export function buildCommand(): Command {
       parsePositiveNumber,
     )
     .option('--crop-px <px>', 'crop a square of this many pixels around the labelled level', parsePositiveInt)
-    .option('--rotation <degrees>', 'random rotation range for training', parseNonNegativeNumber, 10)
-    .option('--flip <p>', 'horizontal flip probability for training', parseNonNegativeNumber, 0.5)
-    .addOption(
-      new Option('--scaling <kind>', 'intensity scaling').choices(['minmax', 'percentile']).default('minmax'),
-    )
+    .option('--rotation <degrees>', 'random rotation range for training, 0..180', numberInRange(0, 180), 10)
+    .option('--flip <p>', 'horizontal flip probability for training, 0..1', numberInRange(0, 1), 0.5)
+    .addOption(choiceOption('--scaling <kind>', 'intensity scaling', ['minmax', 'percentile'], 'minmax'))
     .option(
       '--synthetic-studies <n>',
       'studies of the generated dataset when no data is given',
@@ -568,30 +568,30 @@ export function buildCommand(): Command {
     )
     .option('--skip-bad-samples', 'skip unreadable images (reported) instead of stopping', false)
     .addOption(
-      new Option(
+      choiceOption(
         '--select-by <metric>',
         'validation metric that picks the best checkpoint (score: lower is better)',
-      )
-        .choices(['macroF1', 'score'])
-        .default('macroF1'),
+        ['macroF1', 'score'],
+        'macroF1',
+      ),
     )
     .addOption(
-      new Option(
+      choiceOption(
         '--precision <kind>',
         'backbone autocast: fp32, bf16 (AMX/AVX512-BF16 CPUs, GPUs), fp16 (CUDA only)',
-      )
-        .choices(['fp32', 'bf16', 'fp16'])
-        .default('fp32'),
+        ['fp32', 'bf16', 'fp16'],
+        'fp32',
+      ),
     )
     .option('--channels-last', 'channels-last memory format for convolutional backbones', false)
     .option('--resume', 'continue an interrupted run (Ctrl-C saves its state) in the same --output', false)
     .addOption(
-      new Option(
+      choiceOption(
         '--lr-schedule <kind>',
         'learning-rate schedule (cosine: linear warm-up, then cosine decay to 0)',
-      )
-        .choices(['constant', 'cosine'])
-        .default('constant'),
+        ['constant', 'cosine'],
+        'constant',
+      ),
     )
     .option('--warmup-steps <n>', 'warm-up optimizer steps of the cosine schedule', parseNonNegativeInt, 0)
     .option(

@@ -14,6 +14,7 @@ import path from 'node:path';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { checkInteger, checkKnownKeys, invalidArgument, isPlainObject, StenosisError } from '../errors';
 import { LEVELS, SEVERITIES, type Severity } from '../model/levels';
+import { LEVEL_SLUGS } from './samples';
 
 // dcmjs ships no type declarations; this is the small part of its API used here.
 interface DcmjsElement {
@@ -86,7 +87,6 @@ const CONDITIONS = [
   'left_subarticular_stenosis',
   'right_subarticular_stenosis',
 ] as const;
-const LEVEL_KEYS = ['l1_l2', 'l2_l3', 'l3_l4', 'l4_l5', 'l5_s1'] as const;
 const RSNA_SEVERITY = ['Normal/Mild', 'Moderate', 'Severe'] as const;
 const T2 = 'Sagittal T2/STIR';
 const T1 = 'Sagittal T1';
@@ -1357,7 +1357,7 @@ export async function generateSyntheticDataset(
   const images = path.join(folder, 'train_images');
   fs.mkdirSync(images, { recursive: true });
   const train: (string | number)[][] = [
-    ['study_id', ...CONDITIONS.flatMap((condition) => LEVEL_KEYS.map((level) => `${condition}_${level}`))],
+    ['study_id', ...CONDITIONS.flatMap((condition) => LEVEL_SLUGS.map((level) => `${condition}_${level}`))],
   ];
   const coordinates: (string | number)[][] = [
     ['study_id', 'series_id', 'instance_number', 'condition', 'level', 'x', 'y'],

@@ -1,18 +1,13 @@
 import { writeFileAtomic } from '../data/atomic';
 import { CAP_HEIGHT, textWidth, truncateText } from './font';
 import { Raster, type Point, type Rgb } from './raster';
+import type { EpochRecord } from '../train/fit';
 
-/** One epoch of training history, as the trainer records it. Missing or non-finite values are not drawn. */
-export interface EpochRecord {
-  epoch: number;
-  trainLoss: number;
-  valLoss: number | null;
-  trainAccuracy?: number | null;
-  valAccuracy: number;
-  trainMacroF1?: number | null;
-  valMacroF1: number;
-  valScore?: number;
-}
+/** The part of an epoch's record that the training curves draw. Missing or non-finite values are not drawn. */
+export type CurveRecord = Pick<
+  EpochRecord,
+  'epoch' | 'trainLoss' | 'valLoss' | 'valAccuracy' | 'valMacroF1'
+> & { [K in 'trainAccuracy' | 'trainMacroF1' | 'valScore']?: EpochRecord[K] | null };
 
 /** The colours of the plotted series, exported so that tests and callers can find them in the images. */
 export const PLOT_COLORS = {
@@ -291,7 +286,7 @@ function save(file: string, raster: Raster): void {
  * numbers, legend, title. The validation competition score, when recorded, joins the loss panel (it is a
  * weighted log loss on the same scale).
  */
-export function plotTrainingCurves(file: string, title: string, history: EpochRecord[]): void {
+export function plotTrainingCurves(file: string, title: string, history: CurveRecord[]): void {
   const width = 1200;
   const height = 400;
   const r = new Raster(width, height);
@@ -301,7 +296,7 @@ export function plotTrainingCurves(file: string, title: string, history: EpochRe
   const series = (
     label: string,
     color: Rgb,
-    pick: (h: EpochRecord) => number | null | undefined,
+    pick: (h: CurveRecord) => number | null | undefined,
   ): Series => ({
     label,
     color,
@@ -556,69 +551,52 @@ export function plotModelComparison(
     for (const panel of panels)
       drawCentered(r, panel.box.left + panel.box.width / 2, plotTop + plotHeight / 2, 'no models', MUTED);
 
-  const [fractionPanel, scorePanel] = panels;
-  // The best value of each metric is printed in bold.
-  const best = (values: number[], pick: (...v: number[]) => number) => pick(...values.filter(finite));
-  const bestF1 = best(
-    rows.map((row) => row.macroF1),
-    Math.max,
-  );
-  const bestAccuracy = best(
-    rows.map((row) => row.accuracy),
-    Math.max,
-  );
-  const bestScore = best(
-    rows.map((row) => row.score),
-    Math.min,
-  );
+  // Each panel draws, for every model, a group of bars side by side with the model's name under the group.
+  // The best value of each metric (over the models, finite values only) is printed in bold.
+  type Metric = 'macroF1' | 'accuracy' | 'score';
+  const bestOf = (metric: Metric, pick: (...values: number[]) => number) =>
+    pick(...rows.map((row) => row[metric]).filter(finite));
+  const groups: {
+    panel: (typeof panels)[number];
+    bars: { metric: Metric; color: Rgb; best: number }[];
+    bar: number;
+  }[] = [
+    {
+      panel: panels[0],
+      bar: 60,
+      bars: [
+        { metric: 'macroF1', color: PLOT_COLORS.macroF1, best: bestOf('macroF1', Math.max) },
+        { metric: 'accuracy', color: PLOT_COLORS.accuracy, best: bestOf('accuracy', Math.max) },
+      ],
+    },
+    {
+      panel: panels[1],
+      bar: 64,
+      bars: [{ metric: 'score', color: PLOT_COLORS.score, best: bestOf('score', Math.min) }],
+    },
+  ];
+  const gap = 8;
   const several = rows.length > 1;
-  rows.forEach((row, i) => {
-    const groupLeft =
-      fractionPanel.box.left + (fractionPanel.box.width - rows.length * group) / 2 + i * group;
-    const bar = 60;
-    const gap = 8;
-    const x0 = groupLeft + (group - 2 * bar - gap) / 2;
-    drawBar(
-      r,
-      x0,
-      bar,
-      row.macroF1,
-      fractions,
-      fractionPanel.box,
-      PLOT_COLORS.macroF1,
-      several && row.macroF1 === bestF1,
-    );
-    drawBar(
-      r,
-      x0 + bar + gap,
-      bar,
-      row.accuracy,
-      fractions,
-      fractionPanel.box,
-      PLOT_COLORS.accuracy,
-      several && row.accuracy === bestAccuracy,
-    );
-    const names = wrapLabel(row.model, group - 12);
-    names.forEach((line, k) =>
-      drawCentered(r, groupLeft + group / 2, plotTop + plotHeight + 14 + k * LINE_HEIGHT, line, INK),
-    );
-
-    const scoreLeft = scorePanel.box.left + (scorePanel.box.width - rows.length * group) / 2 + i * group;
-    const scoreBar = 64;
-    drawBar(
-      r,
-      scoreLeft + (group - scoreBar) / 2,
-      scoreBar,
-      row.score,
-      scores,
-      scorePanel.box,
-      PLOT_COLORS.score,
-      several && row.score === bestScore,
-    );
-    const scoreNames = wrapLabel(row.model, group - 12);
-    scoreNames.forEach((line, k) =>
-      drawCentered(r, scoreLeft + group / 2, plotTop + plotHeight + 14 + k * LINE_HEIGHT, line, INK),
-    );
-  });
+  for (const { panel, bars, bar } of groups) {
+    rows.forEach((row, i) => {
+      const groupLeft = panel.box.left + (panel.box.width - rows.length * group) / 2 + i * group;
+      const x0 = groupLeft + (group - bars.length * bar - (bars.length - 1) * gap) / 2;
+      bars.forEach(({ metric, color, best }, k) =>
+        drawBar(
+          r,
+          x0 + k * (bar + gap),
+          bar,
+          row[metric],
+          panel.scale,
+          panel.box,
+          color,
+          several && row[metric] === best,
+        ),
+      );
+      wrapLabel(row.model, group - 12).forEach((line, k) =>
+        drawCentered(r, groupLeft + group / 2, plotTop + plotHeight + 14 + k * LINE_HEIGHT, line, INK),
+      );
+    });
+  }
   save(file, r);
 }

@@ -264,16 +264,13 @@ export async function fit(trainer: Trainer, options: FitOptions): Promise<FitRes
     ...extra,
   });
 
+  // `state` always describes the start of the coming epoch (or, after a resume, the point where it stopped).
   for (let epoch = state.epoch; epoch <= options.epochs; epoch++) {
-    const rng = SeededRandom.fromSnapshot(state.epoch === epoch ? state.rngAtEpochStart : 0);
+    const rng = SeededRandom.fromSnapshot(state.rngAtEpochStart);
     const rngAtEpochStart = rng.snapshot;
-    const skip = state.epoch === epoch ? state.stepsDone : 0;
-    let lossSum = state.epoch === epoch ? state.lossSum : 0;
-    let seen = state.epoch === epoch ? state.seen : 0;
-    const trainConfusion =
-      state.epoch === epoch && state.trainConfusion
-        ? state.trainConfusion.map((r) => [...r])
-        : emptyConfusion();
+    const skip = state.stepsDone;
+    let { lossSum, seen } = state;
+    const trainConfusion = state.trainConfusion?.map((r) => [...r]) ?? emptyConfusion();
     const started = Date.now();
     let timedSamples = 0;
     emit({ type: 'epoch-start', epoch, epochs: options.epochs, steps });

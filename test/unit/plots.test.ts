@@ -8,13 +8,13 @@ import {
   plotConfusionMatrix,
   plotModelComparison,
   plotTrainingCurves,
-  type EpochRecord,
+  type CurveRecord,
 } from '../../lib/report/plots';
 import { tempDir } from '../helpers';
 
 const CLASSES = ['normal_mild', 'moderate', 'severe'] as const;
 
-function history(epochs: number): EpochRecord[] {
+function history(epochs: number): CurveRecord[] {
   return Array.from({ length: epochs }, (_, i) => ({
     epoch: i + 1,
     trainLoss: 1.0 - 0.06 * i,

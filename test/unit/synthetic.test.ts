@@ -14,6 +14,8 @@ import {
 import { LEVELS, SEVERITIES } from '../../lib/model/levels';
 import { runPython, tempDir } from '../helpers';
 
+// The competition's column names, spelled out here rather than imported, so that the test checks the
+// generator's output against the format itself.
 const CONDITIONS = [
   'spinal_canal_stenosis',
   'left_neural_foraminal_narrowing',
