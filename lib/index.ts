@@ -16,7 +16,7 @@ export { StenosisClassifier, softmaxRows, PRECISIONS, MEMORY_FORMATS } from './m
 export type { StenosisClassifierOptions, NamedTensor, Precision, MemoryFormat } from './model/classifier';
 export { LEVELS, SEVERITIES, levelIndex, severityIndex } from './model/levels';
 export type { Level, Severity } from './model/levels';
-export type { ImageBatch } from './model/tensors';
+export type { FeatureBatch, ImageBatch } from './model/tensors';
 export { Trainer } from './train/trainer';
 export type { TrainerOptions, EvalResult, CheckpointMetadata } from './train/trainer';
 export { classWeightsFromLabels } from './train/class-weights';

@@ -12,6 +12,18 @@ export interface ImageBatch {
   labels?: Int32Array | ReadonlyArray<Severity | number | string>;
 }
 
+/**
+ * Backbone features [batch, featureDim] row-major (as StenosisClassifier.features returns them) with their levels
+ * and labels: a trainer trains or evaluates the level embedding and head alone on them, as when the features of
+ * a frozen backbone are computed once and reused every epoch.
+ */
+export interface FeatureBatch {
+  features: Float32Array;
+  shape: readonly [number, number];
+  levels: ImageBatch['levels'];
+  labels?: ImageBatch['labels'];
+}
+
 export interface CheckedBatch {
   images: Float32Array;
   shape: number[];
@@ -53,11 +65,61 @@ function indices(
 /** Validates a batch and converts levels and labels to index arrays. */
 export function checkBatch(batch: unknown, name: string, requireLabels: boolean): CheckedBatch {
   const { images, shape } = checkImages(batch, name);
+  return { images, shape, ...checkLabelled(batch, name, shape[0], requireLabels) };
+}
+
+function checkLabelled(
+  batch: unknown,
+  name: string,
+  count: number,
+  requireLabels: boolean,
+): { levels: Int32Array; labels: Int32Array | null } {
   const raw = batch as { levels?: unknown; labels?: unknown };
-  const levels = indices(raw.levels, `${name}.levels`, shape[0], levelIndex);
+  const levels = indices(raw.levels, `${name}.levels`, count, levelIndex);
   if (raw.labels === undefined || raw.labels === null) {
     if (requireLabels) throw invalidArgument('labels (one severity per image)', `${name}.labels`, raw.labels);
-    return { images, shape, levels, labels: null };
+    return { levels, labels: null };
   }
-  return { images, shape, levels, labels: indices(raw.labels, `${name}.labels`, shape[0], severityIndex) };
+  return { levels, labels: indices(raw.labels, `${name}.labels`, count, severityIndex) };
+}
+
+/** A trainer's input, validated: images for the whole model, or features for the head alone. */
+export interface CheckedModelBatch {
+  input: 'images' | 'features';
+  data: Float32Array;
+  shape: number[];
+  levels: Int32Array;
+  labels: Int32Array | null;
+}
+
+/** Validates an ImageBatch or a FeatureBatch (told apart by `features`); features must have featureDim columns. */
+export function checkModelBatch(
+  batch: unknown,
+  name: string,
+  requireLabels: boolean,
+  featureDim: number,
+): CheckedModelBatch {
+  if (!isPlainObject(batch) || !('features' in (batch as object))) {
+    const { images, ...rest } = checkBatch(batch, name, requireLabels);
+    return { input: 'images', data: images, ...rest };
+  }
+  const { features, shape } = batch as { features: unknown; shape: unknown };
+  if (!types.isFloat32Array(features)) throw invalidArgument('a Float32Array', `${name}.features`, features);
+  const dims = Array.isArray(shape) ? shape : [];
+  if (dims.length !== 2 || !Number.isInteger(dims[0]) || dims[0] < 1 || dims[1] !== featureDim) {
+    throw invalidArgument(
+      `a shape [batch, ${featureDim}] (the backbone's feature dimension)`,
+      `${name}.shape`,
+      shape,
+    );
+  }
+  if (features.length !== dims[0] * featureDim) {
+    throw invalidArgument(
+      `${dims[0] * featureDim} values for shape [${dims.join(', ')}]`,
+      `${name}.features`,
+      features,
+    );
+  }
+  const { levels, labels } = checkLabelled(batch, name, dims[0], requireLabels);
+  return { input: 'features', data: features, shape: [...dims], levels, labels };
 }

@@ -59,25 +59,36 @@ export interface NativeEvalOutput {
   loss: number | null;
 }
 
+/** What a trainer method's data holds: images [B, 3, S, S], or backbone features [B, featureDim]. */
+export type NativeInput = 'images' | 'features';
+
 export interface NativeTrainer {
   backward(
-    images: Float32Array,
+    data: Float32Array,
     shape: number[],
     levels: Int32Array,
     labels: Int32Array,
     accumulate: boolean,
     lossScale: number,
+    input: NativeInput,
   ): Promise<number>;
   step(): Promise<void>;
   clipGradients(maxNorm: number): Promise<number>;
   lastPredictions(): Promise<Int32Array>;
   trialStep(images: Float32Array, shape: number[], levels: Int32Array, labels: Int32Array): Promise<string>;
-  trainStep(images: Float32Array, shape: number[], levels: Int32Array, labels: Int32Array): Promise<number>;
+  trainStep(
+    data: Float32Array,
+    shape: number[],
+    levels: Int32Array,
+    labels: Int32Array,
+    input: NativeInput,
+  ): Promise<number>;
   evaluate(
-    images: Float32Array,
+    data: Float32Array,
     shape: number[],
     levels: Int32Array,
     labels: Int32Array | null,
+    input: NativeInput,
   ): Promise<NativeEvalOutput>;
   gradients(): Promise<NativeNamedTensor[]>;
   trainableNames(): string[];

@@ -11,7 +11,7 @@ import { loadAddon } from '../native/loader';
 import type { NativeTrainer } from '../native/types';
 import { StenosisClassifier, toNamedTensors, type NamedTensor } from '../model/classifier';
 import { LEVELS, SEVERITIES } from '../model/levels';
-import { checkBatch, type ImageBatch } from '../model/tensors';
+import { checkBatch, checkModelBatch, type FeatureBatch, type ImageBatch } from '../model/tensors';
 import { versions } from '../runtime';
 import { classWeightsFromLabels } from './class-weights';
 import { evaluateSamples, fit, type EvaluationResult, type FitOptions, type FitResult } from './fit';
@@ -169,17 +169,21 @@ export class Trainer {
 
   /**
    * Forward and backward pass in train mode; gradients are zeroed first unless `accumulate` is set, and the
-   * loss is scaled by `lossScale` before back-propagation (1 / k when accumulating k batches).
+   * loss is scaled by `lossScale` before back-propagation (1 / k when accumulating k batches). A FeatureBatch
+   * trains the level embedding and head alone, and needs a backbone without trainable tensors.
    * @returns the weighted cross-entropy loss of the batch.
    */
   async backward(
-    batch: ImageBatch,
+    batch: ImageBatch | FeatureBatch,
     options: { accumulate?: boolean; lossScale?: number } = {},
   ): Promise<number> {
-    const { images, shape, levels, labels } = checkBatch(batch, 'batch', true);
+    const { input, data, shape, levels, labels } = this.checked(batch, true);
     const accumulate = checkBoolean(options.accumulate ?? false, 'accumulate');
     const lossScale = checkNumber(options.lossScale ?? 1, 'lossScale', 0, 1e6);
-    return native(this.native.backward(images, shape, levels, labels as Int32Array, accumulate, lossScale));
+    if (lossScale === 0) throw invalidArgument('a number > 0', 'lossScale', 0);
+    return native(
+      this.native.backward(data, shape, levels, labels as Int32Array, accumulate, lossScale, input),
+    );
   }
 
   /**
@@ -214,15 +218,19 @@ export class Trainer {
   }
 
   /** backward() then step(). @returns the loss. */
-  async trainStep(batch: ImageBatch): Promise<number> {
-    const { images, shape, levels, labels } = checkBatch(batch, 'batch', true);
-    return native(this.native.trainStep(images, shape, levels, labels as Int32Array));
+  async trainStep(batch: ImageBatch | FeatureBatch): Promise<number> {
+    const { input, data, shape, levels, labels } = this.checked(batch, true);
+    return native(this.native.trainStep(data, shape, levels, labels as Int32Array, input));
   }
 
   /** Class probabilities in eval mode without autograd; the loss too when the batch has labels. */
-  async evaluate(batch: ImageBatch): Promise<EvalResult> {
-    const { images, shape, levels, labels } = checkBatch(batch, 'batch', false);
-    return native(this.native.evaluate(images, shape, levels, labels));
+  async evaluate(batch: ImageBatch | FeatureBatch): Promise<EvalResult> {
+    const { input, data, shape, levels, labels } = this.checked(batch, false);
+    return native(this.native.evaluate(data, shape, levels, labels, input));
+  }
+
+  private checked(batch: ImageBatch | FeatureBatch, requireLabels: boolean) {
+    return checkModelBatch(batch, 'batch', requireLabels, this.classifier.backbone.featureDim);
   }
 
   /** Copies of the gradients of the trainable tensors (empty data before the first backward). */

@@ -5,15 +5,27 @@ namespace stenosis::binding {
 namespace {
 
 struct Batch {
-  torch::Tensor images;
+  torch::Tensor inputs;
   torch::Tensor levels;
   torch::Tensor labels;
+  Input input = Input::kImages;
 };
 
-// (images, shape, levels, labels) starting at argument `first`.
-Batch BatchFromJs(const Napi::CallbackInfo& info, size_t first) {
+// (data, shape, levels, labels) starting at argument `first`; with `kind` ("images" or "features") at
+// argument `kind_at` when the method takes one.
+Batch BatchFromJs(const Napi::CallbackInfo& info, size_t first, size_t kind_at = 0) {
+  Input input = Input::kImages;
+  if (kind_at > 0) {
+    const std::string kind = StringArg(info, kind_at, "input");
+    if (kind == "features") {
+      input = Input::kFeatures;
+    } else if (kind != "images") {
+      throw MakeError(info.Env(), "ERR_INVALID_ARG",
+                      "input must be 'images' or 'features', got '" + kind + "'");
+    }
+  }
   return {ImagesFromJs(info[first], info[first + 1]), IndicesFromJs(info[first + 2], "levels"),
-          IndicesFromJs(info[first + 3], "labels")};
+          IndicesFromJs(info[first + 3], "labels"), input};
 }
 
 Napi::Value LossToJs(Napi::Env env, double& loss) { return Napi::Number::New(env, loss); }
@@ -55,12 +67,14 @@ TrainerWrap::TrainerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Trai
 
 Napi::Value TrainerWrap::Backward(const Napi::CallbackInfo& info) {
   auto trainer = trainer_;
-  Batch batch = BatchFromJs(info, 0);
+  Batch batch = BatchFromJs(info, 0, 6);
   const bool accumulate = BoolArg(info, 4, "accumulate");
+  const double loss_scale = NumberArg(info, 5, "lossScale");
   return Schedule<double>(
       info.Env(),
-      [trainer, batch, accumulate] {
-        return trainer->Backward(batch.images, batch.levels, batch.labels, accumulate);
+      [trainer, batch, accumulate, loss_scale] {
+        return trainer->Backward(batch.inputs, batch.levels, batch.labels, accumulate, loss_scale,
+                                 batch.input);
       },
       LossToJs);
 }
@@ -87,7 +101,7 @@ Napi::Value TrainerWrap::TrialStep(const Napi::CallbackInfo& info) {
   auto trainer = trainer_;
   Batch batch = BatchFromJs(info, 0);
   return Schedule<std::string>(
-      info.Env(), [trainer, batch] { return trainer->TrialStep(batch.images, batch.levels, batch.labels); },
+      info.Env(), [trainer, batch] { return trainer->TrialStep(batch.inputs, batch.levels, batch.labels); },
       [](Napi::Env env, std::string& failure) -> Napi::Value { return Napi::String::New(env, failure); });
 }
 
@@ -104,17 +118,19 @@ Napi::Value TrainerWrap::LastPredictions(const Napi::CallbackInfo& info) {
 
 Napi::Value TrainerWrap::TrainStep(const Napi::CallbackInfo& info) {
   auto trainer = trainer_;
-  Batch batch = BatchFromJs(info, 0);
+  Batch batch = BatchFromJs(info, 0, 4);
   return Schedule<double>(
-      info.Env(), [trainer, batch] { return trainer->TrainStep(batch.images, batch.levels, batch.labels); },
+      info.Env(),
+      [trainer, batch] { return trainer->TrainStep(batch.inputs, batch.levels, batch.labels, batch.input); },
       LossToJs);
 }
 
 Napi::Value TrainerWrap::Evaluate(const Napi::CallbackInfo& info) {
   auto trainer = trainer_;
-  Batch batch = BatchFromJs(info, 0);
+  Batch batch = BatchFromJs(info, 0, 4);
   return Schedule<EvalOutput>(
-      info.Env(), [trainer, batch] { return trainer->Evaluate(batch.images, batch.levels, batch.labels); },
+      info.Env(),
+      [trainer, batch] { return trainer->Evaluate(batch.inputs, batch.levels, batch.labels, batch.input); },
       [](Napi::Env env, EvalOutput& out) -> Napi::Value {
         Napi::Object result = Napi::Object::New(env);
         result.Set("probabilities", ToFloat32Array(env, out.probabilities));

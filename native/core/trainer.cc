@@ -6,12 +6,7 @@
 namespace stenosis {
 namespace {
 
-void CheckBatch(const torch::Tensor& images, const torch::Tensor& levels, const torch::Tensor& labels) {
-  if (images.dim() != 4 || images.size(1) != 3) {
-    throw Error("ERR_INVALID_ARG",
-                "images must have shape [batch, 3, height, width], got " + c10::str(images.sizes()));
-  }
-  const int64_t batch = images.size(0);
+void CheckLevelsAndLabels(int64_t batch, const torch::Tensor& levels, const torch::Tensor& labels) {
   if (levels.dim() != 1 || levels.size(0) != batch) {
     throw Error("ERR_INVALID_ARG",
                 "levels must have shape [" + std::to_string(batch) + "], got " + c10::str(levels.sizes()));
@@ -64,20 +59,55 @@ void Trainer::CheckTrainableSetUnchanged() const {
   }
 }
 
+void Trainer::CheckBatch(const torch::Tensor& inputs, const torch::Tensor& levels,
+                         const torch::Tensor& labels, Input input) const {
+  if (input == Input::kImages) {
+    if (inputs.dim() != 4 || inputs.size(1) != 3) {
+      throw Error("ERR_INVALID_ARG",
+                  "images must have shape [batch, 3, height, width], got " + c10::str(inputs.sizes()));
+    }
+  } else {
+    const int64_t dim = model_->backbone().feature_dim();
+    if (inputs.dim() != 2 || inputs.size(1) != dim) {
+      throw Error("ERR_INVALID_ARG", "features must have shape [batch, " + std::to_string(dim) +
+                                         "] (the backbone's feature dimension), got " +
+                                         c10::str(inputs.sizes()));
+    }
+  }
+  CheckLevelsAndLabels(inputs.size(0), levels, labels);
+}
+
+torch::Tensor Trainer::Logits(const torch::Tensor& inputs, const torch::Tensor& levels, Input input) {
+  if (input == Input::kImages) return model_->Forward(inputs, levels);
+  return model_->HeadForward(inputs.to(model_->device(), torch::kFloat32), levels);
+}
+
 torch::Tensor Trainer::Loss(const torch::Tensor& logits, const torch::Tensor& labels) const {
   auto options = torch::nn::functional::CrossEntropyFuncOptions();
   if (class_weights_.defined()) options.weight(class_weights_);
   return torch::nn::functional::cross_entropy(logits, labels.to(logits.device(), torch::kLong), options);
 }
 
-double Trainer::Backward(const torch::Tensor& images, const torch::Tensor& levels,
-                         const torch::Tensor& labels, bool accumulate, double loss_scale) {
+double Trainer::Backward(const torch::Tensor& inputs, const torch::Tensor& levels,
+                         const torch::Tensor& labels, bool accumulate, double loss_scale, Input input) {
   if (!labels.defined()) throw Error("ERR_INVALID_ARG", "a training step needs labels");
-  CheckBatch(images, levels, labels);
+  if (!(loss_scale > 0) || !std::isfinite(loss_scale)) {
+    throw Error("ERR_INVALID_ARG",
+                "loss scale must be a finite number > 0, got " + std::to_string(loss_scale));
+  }
+  CheckBatch(inputs, levels, labels, input);
   CheckTrainableSetUnchanged();
+  if (input == Input::kFeatures) {
+    const int64_t trainable = model_->backbone().ParameterCount(/*trainable_only=*/true);
+    if (trainable > 0) {
+      throw Error("ERR_STATE",
+                  "a feature batch trains the head alone, but " + std::to_string(trainable) +
+                      " backbone parameters are trainable; train on images, or freeze the backbone");
+    }
+  }
   if (!model_->IsTraining()) model_->SetTraining(true);
   if (!accumulate) optimizer_->zero_grad();
-  torch::Tensor logits = model_->Forward(images, levels);
+  torch::Tensor logits = Logits(inputs, levels, input);
   torch::Tensor loss = Loss(logits, labels);
   {
     torch::Tensor predicted = logits.detach().argmax(/*dim=*/1).to(torch::kCPU, torch::kInt).contiguous();
@@ -99,7 +129,7 @@ double Trainer::Backward(const torch::Tensor& images, const torch::Tensor& level
 
 std::string Trainer::TrialStep(const torch::Tensor& images, const torch::Tensor& levels,
                                const torch::Tensor& labels) {
-  CheckBatch(images, levels, labels);
+  CheckBatch(images, levels, labels, Input::kImages);
   const bool was_training = model_->IsTraining();
   model_->SetTraining(false);
   std::string failure;
@@ -130,16 +160,16 @@ void Trainer::Step() {
   ++steps_;
 }
 
-double Trainer::TrainStep(const torch::Tensor& images, const torch::Tensor& levels,
-                          const torch::Tensor& labels) {
-  const double loss = Backward(images, levels, labels);
+double Trainer::TrainStep(const torch::Tensor& inputs, const torch::Tensor& levels,
+                          const torch::Tensor& labels, Input input) {
+  const double loss = Backward(inputs, levels, labels, /*accumulate=*/false, /*loss_scale=*/1.0, input);
   Step();
   return loss;
 }
 
-EvalOutput Trainer::Evaluate(const torch::Tensor& images, const torch::Tensor& levels,
-                             const torch::Tensor& labels) {
-  CheckBatch(images, levels, labels);
+EvalOutput Trainer::Evaluate(const torch::Tensor& inputs, const torch::Tensor& levels,
+                             const torch::Tensor& labels, Input input) {
+  CheckBatch(inputs, levels, labels, input);
   const bool was_training = model_->IsTraining();
   model_->SetTraining(false);
   EvalOutput out;
@@ -147,7 +177,7 @@ EvalOutput Trainer::Evaluate(const torch::Tensor& images, const torch::Tensor& l
     // No autograd, but not InferenceMode: TorchScript caches tensors made in a run, and inference tensors
     // reused by a later training run cannot be saved for backward (seen with Swin-B).
     torch::NoGradGuard no_grad;
-    torch::Tensor logits = model_->Forward(images, levels);
+    torch::Tensor logits = Logits(inputs, levels, input);
     out.probabilities = torch::softmax(logits, /*dim=*/1).to(torch::kCPU).contiguous();
     if (labels.defined()) {
       out.loss = Loss(logits, labels).item<double>();

@@ -24,6 +24,10 @@ struct TrainerOptions {
   std::vector<float> class_weights;
 };
 
+// What a batch's first tensor holds: images [B, 3, S, S] for the whole model, or backbone features
+// [B, feature_dim] for the embedding and head alone (features computed once for a frozen backbone).
+enum class Input { kImages, kFeatures };
+
 struct EvalOutput {
   torch::Tensor probabilities;  // [B, 3] on the CPU
   double loss = 0;              // weighted cross-entropy when labels were given
@@ -41,9 +45,10 @@ class Trainer {
   int64_t steps() const { return steps_; }
 
   // Zeroes gradients (unless accumulate), runs the model in train mode and back-propagates loss * loss_scale
-  // (1 / k when k batches are accumulated into one step). Returns the unscaled loss.
-  double Backward(const torch::Tensor& images, const torch::Tensor& levels, const torch::Tensor& labels,
-                  bool accumulate = false, double loss_scale = 1.0);
+  // (1 / k when k batches are accumulated into one step). Returns the unscaled loss. A feature batch needs a
+  // backbone without trainable parameters.
+  double Backward(const torch::Tensor& inputs, const torch::Tensor& levels, const torch::Tensor& labels,
+                  bool accumulate = false, double loss_scale = 1.0, Input input = Input::kImages);
   // One forward and backward pass in eval mode (so no batch-norm statistics change), then gradients cleared:
   // shows before training whether the model runs at its precision. Returns the error message, empty on
   // success.
@@ -55,9 +60,11 @@ class Trainer {
   std::vector<int32_t> LastPredictions() const { return last_predictions_; }
   // Applies one AdamW update with the gradients held now.
   void Step();
-  double TrainStep(const torch::Tensor& images, const torch::Tensor& levels, const torch::Tensor& labels);
+  double TrainStep(const torch::Tensor& inputs, const torch::Tensor& levels, const torch::Tensor& labels,
+                   Input input = Input::kImages);
   // Eval mode, no autograd. Labels may be undefined.
-  EvalOutput Evaluate(const torch::Tensor& images, const torch::Tensor& levels, const torch::Tensor& labels);
+  EvalOutput Evaluate(const torch::Tensor& inputs, const torch::Tensor& levels, const torch::Tensor& labels,
+                      Input input = Input::kImages);
   torch::Tensor Loss(const torch::Tensor& logits, const torch::Tensor& labels) const;
 
   // Gradients of the trainable parameters, by name (undefined before the first backward).
@@ -72,6 +79,9 @@ class Trainer {
 
  private:
   void CheckTrainableSetUnchanged() const;
+  void CheckBatch(const torch::Tensor& inputs, const torch::Tensor& levels, const torch::Tensor& labels,
+                  Input input) const;
+  torch::Tensor Logits(const torch::Tensor& inputs, const torch::Tensor& levels, Input input);
 
   std::shared_ptr<StenosisClassifier> model_;
   TrainerOptions options_;

@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process';
 async function buildTrainer(
   seed: number,
   unfreeze = 4,
+  frozenBackboneEval = false,
 ): Promise<{ classifier: StenosisClassifier; trainer: Trainer }> {
   const backbone = await Backbone.load(RESNET18);
   await backbone.unfreezeLast(unfreeze);
@@ -15,6 +16,7 @@ async function buildTrainer(
     levelEmbedding: new LevelEmbedding({ dimension: 32 }),
     dropout: 0,
     seed,
+    frozenBackboneEval,
   });
   const trainer = await Trainer.create(classifier, { learningRate: 1e-3, classWeights: [1, 2, 4] });
   return { classifier, trainer };
@@ -170,6 +172,51 @@ describe('StenosisClassifier and Trainer', () => {
     });
     await expect(Trainer.create(classifier, { learningRate: -1 })).rejects.toThrow(/learningRate/);
     await expect(Trainer.create(classifier, { lr: 1 } as never)).rejects.toThrow(/Unknown option 'lr'/);
+  });
+
+  test('a feature batch trains the head alone as images through a frozen eval-mode backbone would', async () => {
+    const onImages = await buildTrainer(9, 0, true);
+    const onFeatures = await buildTrainer(9, 0, true);
+    const features = await onFeatures.classifier.features(batch);
+    const featureBatch = { features, shape: [6, 512] as const, levels: batch.levels, labels: batch.labels };
+    for (let i = 0; i < 3; i++) {
+      const expected = await onImages.trainer.trainStep(batch);
+      expect(await onFeatures.trainer.trainStep(featureBatch)).toBeCloseTo(expected, 5);
+    }
+    const a = await onImages.classifier.parameters(true);
+    const b = await onFeatures.classifier.parameters(true);
+    expect(b.map((p) => p.name)).toEqual(a.map((p) => p.name));
+    for (let i = 0; i < a.length; i++) expect(maxAbsDiff(b[i].data, a[i].data)).toBeLessThan(1e-5);
+    const fromImages = await onImages.trainer.evaluate(batch);
+    const fromFeatures = await onFeatures.trainer.evaluate(featureBatch);
+    expect(maxAbsDiff(fromFeatures.probabilities, fromImages.probabilities)).toBeLessThan(1e-5);
+    expect(fromFeatures.loss).toBeCloseTo(fromImages.loss as number, 5);
+
+    await expect(onFeatures.trainer.trainStep({ ...featureBatch, shape: [3, 1024] })).rejects.toThrow(
+      /Expected a shape \[batch, 512\] \(the backbone's feature dimension\) for batch.shape/,
+    );
+    const partlyTrainable = await buildTrainer(9, 2);
+    await expect(partlyTrainable.trainer.trainStep(featureBatch)).rejects.toMatchObject({
+      code: 'ERR_STATE',
+      message: expect.stringMatching(/feature batch trains the head alone/),
+    });
+  });
+
+  test('lossScale scales the gradients of a backward pass (gradient accumulation)', async () => {
+    const { trainer } = await buildTrainer(10);
+    await trainer.backward(batch);
+    const full = await trainer.gradients();
+    await trainer.backward(batch, { lossScale: 0.25 });
+    const quarter = await trainer.gradients();
+    for (let i = 0; i < full.length; i++) {
+      const expected = Float32Array.from(full[i].data as Float32Array, (g) => g * 0.25);
+      expect(maxAbsDiff(quarter[i].data as Float32Array, expected)).toBeLessThan(1e-6);
+    }
+    await trainer.backward(batch, { accumulate: true, lossScale: 0.75 });
+    const summed = await trainer.gradients();
+    for (let i = 0; i < full.length; i++) {
+      expect(maxAbsDiff(summed[i].data as Float32Array, full[i].data as Float32Array)).toBeLessThan(1e-6);
+    }
   });
 
   test('changing the trainable set after creating the trainer is caught', async () => {
