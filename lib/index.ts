@@ -40,6 +40,8 @@ export {
 } from './data/synthetic';
 export type { SyntheticOptions, SyntheticSummary } from './data/synthetic';
 export { fit, evaluateSamples, scheduledLearningRate } from './train/fit';
+export { FeatureCache, canCacheFeatures } from './train/features';
+export type { PreparedFeatureBatch } from './train/features';
 export type {
   FitOptions,
   FitResult,

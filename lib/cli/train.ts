@@ -59,6 +59,7 @@ export interface TrainOptions {
   levelEmbeddings: number;
   freezeBackbone: boolean;
   unfreezeLastN: number;
+  frozenBackboneEval: boolean;
   dropout: number;
   output: string;
   device: string;
@@ -111,6 +112,7 @@ export type TrainEvent =
   | { event: 'model-failed'; model: string; code: string; message: string }
   | { event: 'warning'; model: string; message: string }
   | { event: 'resumed'; model: string; epoch: number; step: number }
+  | { event: 'features'; model: string; samples: number; seconds: number; train: boolean }
   | { event: 'interrupted'; model: string; epoch: number; step: number; path: string }
   | { event: 'end'; output: string; models: number; failed: number };
 
@@ -266,6 +268,7 @@ async function trainModel(
       levelEmbedding: new LevelEmbedding({ dimension: options.levelEmbeddings }),
       dropout: options.dropout,
       seed: options.seed,
+      frozenBackboneEval: options.frozenBackboneEval,
       precision,
       memoryFormat: options.channelsLast && backbone.metadata.convolutional ? 'channels_last' : 'contiguous',
     });
@@ -385,6 +388,14 @@ async function trainModel(
             `val macro F1 ${r.valMacroF1.toFixed(3)}  val score ${r.valScore.toFixed(4)}  ` +
             `(${r.seconds.toFixed(1)} s, ${r.samplesPerSecond.toFixed(1)} samples/s)`,
         );
+      } else if (event.type === 'features') {
+        reporter.emit(
+          { event: 'features', model, samples: event.samples, seconds: event.seconds, train: event.train },
+          `backbone features computed once for ${event.samples} samples (${event.seconds.toFixed(1)} s): ` +
+            `frozen backbone in eval mode; ${event.train ? 'training and validation run' : 'validation runs'} ` +
+            'the head on them' +
+            (event.train ? '' : ' (training images are augmented, so their features are recomputed)'),
+        );
       } else if (event.type === 'checkpoint') {
         reporter.emit({ event: 'checkpoint', model, kind: event.kind, path: event.path, epoch: event.epoch });
       } else if (event.type === 'resumed') {
@@ -414,7 +425,10 @@ async function trainModel(
   await trainer.load(fitted.bestPath);
   const results: Record<string, Metrics> = {};
   for (const split of ['val', 'test'] as const) {
-    const evaluated = await trainer.evaluateSamples(splits[split], fitted.cache, pipeline, options);
+    const evaluated = await trainer.evaluateSamples(splits[split], fitted.cache, pipeline, {
+      ...options,
+      features: fitted.features,
+    });
     results[split] = evaluated.metrics;
     const labels = evaluated.samples.map((x) => x.label as number);
     const studies = evaluated.samples.map((x) => x.studyId);
@@ -539,6 +553,12 @@ export function buildCommand(): Command {
       'parameter tensors left trainable at the end of a frozen backbone',
       parseNonNegativeInt,
       32,
+    )
+    .option(
+      '--frozen-backbone-eval',
+      'hold a fully frozen backbone (--unfreeze-last-n 0) in eval mode while training, as the reference does ' +
+        'not; its features are then computed once and cached (training too when --flip 0 --rotation 0)',
+      false,
     )
     .option('--dropout <p>', 'dropout of the head, in [0, 1)', numberInRange(0, 1, true), 0.1)
     .option('--output <dir>', 'output folder', 'outputs')

@@ -1,7 +1,13 @@
 import { StenosisError } from '../errors';
 import type { ImageBatch } from '../model/tensors';
 import { readDicom } from './dicom';
-import { augmentBatch, drawAugmentations, prepareBaseImage, type IntensityScaling } from './preprocess';
+import {
+  augmentBatch,
+  drawAugmentations,
+  prepareBaseImage,
+  type AugmentChoice,
+  type IntensityScaling,
+} from './preprocess';
 import { SeededRandom } from './random';
 import type { DataProblem, Sample } from './samples';
 
@@ -38,13 +44,9 @@ export class SampleCache {
     return this.cache.size;
   }
 
-  private key(sample: Sample): string {
-    return `${sample.imagePath}|${sample.x}|${sample.y}`;
-  }
-
   /** The sample's base image ([size, size] in [0, 1]); decodes and prepares it on first use. */
   async base(sample: Sample): Promise<Float32Array> {
-    const key = this.key(sample);
+    const key = sampleKey(sample);
     const cached = this.cache.get(key);
     // Plain loops: the callback forms of TypedArray.from are an order of magnitude slower here.
     if (cached) {
@@ -74,6 +76,11 @@ export class SampleCache {
   }
 }
 
+/** What identifies a sample's prepared image: its file and the labelled point the crop is centred on. */
+export function sampleKey(sample: Sample): string {
+  return `${sample.imagePath}|${sample.x}|${sample.y}`;
+}
+
 export interface BatchOptions {
   batchSize: number;
   /** Shuffle and augment (training) or keep order without augmentation (evaluation). */
@@ -90,6 +97,35 @@ export interface PreparedBatch {
 }
 
 /**
+ * The samples of each batch and each image's augmentation, drawn up front and in order so that the stream of
+ * random numbers depends neither on timing nor on whether images or cached features feed the model: training
+ * shuffles, then draws a flip and a rotation per image (zero when augmentation is off or for evaluation).
+ */
+export function planBatches(
+  samples: readonly Sample[],
+  options: PipelineOptions,
+  batchOptions: BatchOptions,
+): { groups: Sample[][]; choices: AugmentChoice[][] } {
+  const order = [...samples];
+  if (batchOptions.train) {
+    if (!batchOptions.rng)
+      throw new StenosisError('ERR_INVALID_ARG', 'training batches need a seeded generator');
+    batchOptions.rng.shuffle(order);
+  }
+  const groups: Sample[][] = [];
+  for (let i = 0; i < order.length; i += batchOptions.batchSize)
+    groups.push(order.slice(i, i + batchOptions.batchSize));
+  const choices = groups.map((group) =>
+    drawAugmentations(
+      group.length,
+      batchOptions.train ? options : { ...options, flipProbability: 0, rotationDegrees: 0 },
+      batchOptions.rng ?? new SeededRandom(0),
+    ),
+  );
+  return { groups, choices };
+}
+
+/**
  * Yields batches in order (training: a seeded shuffle, flips and rotations). The next batch is prepared while
  * the caller works on the current one: decoding and preprocessing run on the data thread, training on the
  * model thread.
@@ -100,23 +136,7 @@ export async function* batches(
   options: PipelineOptions,
   batchOptions: BatchOptions,
 ): AsyncGenerator<PreparedBatch> {
-  const order = [...samples];
-  if (batchOptions.train) {
-    if (!batchOptions.rng)
-      throw new StenosisError('ERR_INVALID_ARG', 'training batches need a seeded generator');
-    batchOptions.rng.shuffle(order);
-  }
-  const groups: Sample[][] = [];
-  for (let i = 0; i < order.length; i += batchOptions.batchSize)
-    groups.push(order.slice(i, i + batchOptions.batchSize));
-  // Draw every augmentation up front, in order, so the stream of random numbers does not depend on timing.
-  const choices = groups.map((group) =>
-    drawAugmentations(
-      group.length,
-      batchOptions.train ? options : { ...options, flipProbability: 0, rotationDegrees: 0 },
-      batchOptions.rng ?? new SeededRandom(0),
-    ),
-  );
+  const { groups, choices } = planBatches(samples, options, batchOptions);
   const prepare = async (index: number): Promise<PreparedBatch | null> => {
     const group = groups[index];
     const kept: Sample[] = [];

@@ -6,6 +6,7 @@ import { batches, SampleCache, type PipelineOptions } from '../data/loader';
 import { SeededRandom } from '../data/random';
 import type { Sample } from '../data/samples';
 import { computeMetrics, type Metrics } from '../report/metrics';
+import { canCacheFeatures, FeatureCache } from './features';
 import type { Trainer } from './trainer';
 
 /** One epoch's figures. */
@@ -36,6 +37,8 @@ export type FitEvent =
       etaSeconds: number;
     }
   | { type: 'epoch'; record: EpochRecord }
+  /** Backbone features computed once for `samples` samples; `train`: training batches use them too. */
+  | { type: 'features'; samples: number; seconds: number; train: boolean }
   | { type: 'checkpoint'; kind: 'best' | 'last' | 'resume'; path: string; epoch: number }
   | { type: 'resumed'; epoch: number; step: number; path: string }
   | { type: 'interrupted'; epoch: number; step: number; path: string };
@@ -74,6 +77,14 @@ export interface FitOptions {
   schedule?: LearningRateSchedule;
   /** Stop after this many epochs without a better validation figure (default: never). */
   earlyStoppingPatience?: number | null;
+  /**
+   * Compute backbone features once when they cannot change (no trainable backbone tensor, backbone held in eval
+   * mode: frozenBackboneEval) and run the head on them: for validation always, for training when augmentation is
+   * off. Default true; it has no effect on other models.
+   */
+  cacheFeatures?: boolean;
+  /** Reuse a feature cache (e.g. across calls); implies cacheFeatures. */
+  features?: FeatureCache;
 }
 
 export type LearningRateSchedule =
@@ -105,6 +116,8 @@ export interface FitResult {
   /** Set when early stopping ended the run before the last epoch. */
   stoppedEarly: boolean;
   cache: SampleCache;
+  /** The backbone features computed once, when the model allowed it (pass to evaluateSamples). */
+  features: FeatureCache | null;
 }
 
 export interface EvaluationResult {
@@ -161,17 +174,19 @@ export async function evaluateSamples(
   samples: readonly Sample[],
   cache: SampleCache,
   pipeline: PipelineOptions,
-  options: { batchSize: number; skipBadSamples?: boolean },
+  options: { batchSize: number; skipBadSamples?: boolean; features?: FeatureCache | null },
 ): Promise<EvaluationResult> {
   const kept: Sample[] = [];
   const chunks: Float32Array[] = [];
   let lossSum = 0;
   let lossCount = 0;
-  for await (const { batch, samples: batchSamples } of batches(samples, cache, pipeline, {
-    batchSize: options.batchSize,
-    train: false,
-    skipBadSamples: options.skipBadSamples,
-  })) {
+  const batchOptions = { batchSize: options.batchSize, train: false, skipBadSamples: options.skipBadSamples };
+  const { features } = options;
+  if (features) await features.fill(trainer.classifier, samples, cache, pipeline, options);
+  const source = features
+    ? features.batches(samples, pipeline, batchOptions)
+    : batches(samples, cache, pipeline, batchOptions);
+  for await (const { batch, samples: batchSamples } of source) {
     const { probabilities, loss } = await trainer.evaluate(batch);
     chunks.push(probabilities);
     kept.push(...batchSamples);
@@ -241,6 +256,25 @@ export async function fit(trainer: Trainer, options: FitOptions): Promise<FitRes
       `accumulationSteps must be an integer >= 1, got ${accumulation}`,
     );
   }
+  const features =
+    options.features ??
+    (options.cacheFeatures !== false && (await canCacheFeatures(trainer.classifier))
+      ? new FeatureCache(trainer.classifier.backbone.featureDim)
+      : null);
+  // Augmented training images give new features at every pass; only un-augmented ones can be cached.
+  const trainOnFeatures =
+    features !== null && options.pipeline.flipProbability === 0 && options.pipeline.rotationDegrees === 0;
+  if (features) {
+    const started = Date.now();
+    const wanted = trainOnFeatures ? [...options.train, ...options.val] : options.val;
+    const computed = await features.fill(trainer.classifier, wanted, cache, options.pipeline, options);
+    emit({
+      type: 'features',
+      samples: computed,
+      seconds: (Date.now() - started) / 1000,
+      train: trainOnFeatures,
+    });
+  }
   const schedule = options.schedule ?? { type: 'constant' };
   const baseLearningRate = trainer.learningRate;
   const totalOptimizerSteps = options.epochs * Math.ceil(steps / accumulation);
@@ -253,6 +287,7 @@ export async function fit(trainer: Trainer, options: FitOptions): Promise<FitRes
     interrupted,
     stoppedEarly,
     cache,
+    features,
   });
   const checkpointMetadata = (epoch: number, extra: Record<string, unknown> = {}) => ({
     ...options.metadata,
@@ -275,12 +310,17 @@ export async function fit(trainer: Trainer, options: FitOptions): Promise<FitRes
     let timedSamples = 0;
     emit({ type: 'epoch-start', epoch, epochs: options.epochs, steps });
     let step = 0;
-    for await (const { batch, samples } of batches(options.train, cache, options.pipeline, {
+    const trainBatches = {
       batchSize: options.batchSize,
       train: true,
       rng,
       skipBadSamples: options.skipBadSamples,
-    })) {
+    };
+    const source =
+      features && trainOnFeatures
+        ? features.batches(options.train, options.pipeline, trainBatches)
+        : batches(options.train, cache, options.pipeline, trainBatches);
+    for await (const { batch, samples } of source) {
       step++;
       if (step <= skip) continue;
       const loss = await trainer.backward(batch, {
@@ -334,7 +374,10 @@ export async function fit(trainer: Trainer, options: FitOptions): Promise<FitRes
     }
     // The generator continues from where this epoch's draws left it.
     const nextRng = rng.snapshot;
-    const val = await evaluateSamples(trainer, options.val, cache, options.pipeline, options);
+    const val = await evaluateSamples(trainer, options.val, cache, options.pipeline, {
+      ...options,
+      features,
+    });
     const seconds = (Date.now() - started) / 1000;
     const record: EpochRecord = {
       epoch,

@@ -14,6 +14,7 @@ import { LEVELS, SEVERITIES } from '../model/levels';
 import { checkBatch, checkModelBatch, type FeatureBatch, type ImageBatch } from '../model/tensors';
 import { versions } from '../runtime';
 import { classWeightsFromLabels } from './class-weights';
+import type { FeatureCache } from './features';
 import { evaluateSamples, fit, type EvaluationResult, type FitOptions, type FitResult } from './fit';
 import type { SampleCache, PipelineOptions } from '../data/loader';
 import type { Sample } from '../data/samples';
@@ -259,12 +260,12 @@ export class Trainer {
     return fit(this, options);
   }
 
-  /** Probabilities and metrics of labelled samples (eval mode, no augmentation). */
+  /** Probabilities and metrics of labelled samples (eval mode, no augmentation; from cached features if given). */
   async evaluateSamples(
     samples: readonly Sample[],
     cache: SampleCache,
     pipeline: PipelineOptions,
-    options: { batchSize: number; skipBadSamples?: boolean },
+    options: { batchSize: number; skipBadSamples?: boolean; features?: FeatureCache | null },
   ): Promise<EvaluationResult> {
     return evaluateSamples(this, samples, cache, pipeline, options);
   }

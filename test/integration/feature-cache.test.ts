@@ -1,0 +1,161 @@
+// A frozen backbone held in eval mode gives the same features at every pass, so fit() computes them once and
+// trains the head on them. The run must match one that recomputes them from images every epoch: the same
+// shuffles, losses, weights and validation figures.
+import fs from 'node:fs';
+import path from 'node:path';
+import { Backbone, FeatureCache, LevelEmbedding, StenosisClassifier, Trainer } from '../../lib';
+import { SampleCache, type PipelineOptions } from '../../lib/data/loader';
+import { readRsnaDataset } from '../../lib/data/rsna';
+import { splitByStudy } from '../../lib/data/splits';
+import { generateSyntheticDataset } from '../../lib/data/synthetic';
+import type { FitEvent, FitOptions } from '../../lib/train/fit';
+import { maxAbsDiff, RESNET18, tempDir } from '../helpers';
+
+const PIPELINE: PipelineOptions = {
+  size: 48,
+  crop: { size: 60, unit: 'mm' },
+  scaling: 'minmax',
+  mean: [0.485, 0.456, 0.406],
+  std: [0.229, 0.224, 0.225],
+  flipProbability: 0,
+  rotationDegrees: 0,
+};
+
+async function makeTrainer(unfreeze: number, frozenBackboneEval: boolean): Promise<Trainer> {
+  const backbone = await Backbone.load(RESNET18, { inputSize: 48 });
+  await backbone.unfreezeLast(unfreeze);
+  const classifier = await StenosisClassifier.create({
+    backbone,
+    levelEmbedding: new LevelEmbedding({ dimension: 16 }),
+    dropout: 0,
+    seed: 3,
+    frozenBackboneEval,
+  });
+  return Trainer.create(classifier, { learningRate: 1e-3, classWeights: [1, 2, 4] });
+}
+
+describe('cached backbone features', () => {
+  const dir = tempDir('feature-cache');
+  let common: Omit<FitOptions, 'checkpointDir'>;
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  beforeAll(async () => {
+    await generateSyntheticDataset(path.join(dir, 'data'), { studies: 12, seed: 4, imageSize: 128 });
+    const { samples } = await readRsnaDataset(path.join(dir, 'data'));
+    const splits = splitByStudy(samples, 1, [0.6, 0.2, 0.2]);
+    common = {
+      train: splits.train,
+      val: splits.val,
+      pipeline: PIPELINE,
+      epochs: 3,
+      batchSize: 8,
+      seed: 5,
+      name: 'm',
+    };
+  });
+
+  test('training on cached features matches training on images', async () => {
+    const events: FitEvent[] = [];
+    const cached = await makeTrainer(0, true);
+    const a = await cached.fit({
+      ...common,
+      checkpointDir: path.join(dir, 'a'),
+      onEvent: (event) => events.push(event),
+    });
+    const features = events.filter((e) => e.type === 'features');
+    expect(features).toEqual([
+      {
+        type: 'features',
+        samples: common.train.length + common.val.length,
+        seconds: expect.any(Number),
+        train: true,
+      },
+    ]);
+    expect(a.features?.size).toBe(common.train.length + common.val.length);
+
+    const recomputed = await makeTrainer(0, true);
+    const b = await recomputed.fit({ ...common, checkpointDir: path.join(dir, 'b'), cacheFeatures: false });
+    expect(b.features).toBeNull();
+    expect(a.history.map((h) => h.epoch)).toEqual([1, 2, 3]);
+    for (const [i, h] of a.history.entries()) {
+      expect(h.trainLoss).toBeCloseTo(b.history[i].trainLoss, 5);
+      expect(h.valLoss as number).toBeCloseTo(b.history[i].valLoss as number, 5);
+      expect(h.valMacroF1).toBeCloseTo(b.history[i].valMacroF1, 6);
+      expect(h.trainAccuracy).toBeCloseTo(b.history[i].trainAccuracy, 6);
+    }
+    const pa = await cached.classifier.parameters(true);
+    const pb = await recomputed.classifier.parameters(true);
+    for (let i = 0; i < pa.length; i++) expect(maxAbsDiff(pa[i].data, pb[i].data)).toBeLessThan(1e-4);
+
+    // Test-time evaluation reuses the cache and agrees with images.
+    const test = common.val;
+    const fromFeatures = await cached.evaluateSamples(test, a.cache, PIPELINE, {
+      batchSize: 8,
+      features: a.features,
+    });
+    const fromImages = await cached.evaluateSamples(test, a.cache, PIPELINE, { batchSize: 8 });
+    expect(maxAbsDiff(fromFeatures.probabilities, fromImages.probabilities)).toBeLessThan(1e-5);
+  });
+
+  test('augmented training recomputes training features; validation still uses the cache', async () => {
+    const events: FitEvent[] = [];
+    const trainer = await makeTrainer(0, true);
+    const augmented = { ...PIPELINE, flipProbability: 0.5, rotationDegrees: 10 };
+    const result = await trainer.fit({
+      ...common,
+      epochs: 1,
+      pipeline: augmented,
+      checkpointDir: path.join(dir, 'c'),
+      onEvent: (event) => events.push(event),
+    });
+    expect(events.filter((e) => e.type === 'features')).toEqual([
+      { type: 'features', samples: common.val.length, seconds: expect.any(Number), train: false },
+    ]);
+    expect(result.features?.size).toBe(common.val.length);
+  });
+
+  test('no cache when the backbone can change its features', async () => {
+    for (const [unfreeze, evalMode] of [
+      [2, true],
+      [0, false],
+    ] as const) {
+      const events: FitEvent[] = [];
+      const trainer = await makeTrainer(unfreeze, evalMode);
+      const result = await trainer.fit({
+        ...common,
+        epochs: 1,
+        checkpointDir: path.join(dir, `d${unfreeze}`),
+        onEvent: (event) => events.push(event),
+      });
+      expect(result.features).toBeNull();
+      expect(events.some((e) => e.type === 'features')).toBe(false);
+    }
+  });
+
+  test('FeatureCache batches follow the image batches: same groups, unreadable images left out', async () => {
+    const trainer = await makeTrainer(0, true);
+    const samples = common.train.slice(0, 10);
+    const broken = { ...samples[3], imagePath: path.join(dir, 'missing.dcm') };
+    const cache = new SampleCache(PIPELINE);
+    const features = new FeatureCache(512);
+    const computed = await features.fill(
+      trainer.classifier,
+      [...samples, broken, samples[0]],
+      cache,
+      PIPELINE,
+      {
+        batchSize: 4,
+        skipBadSamples: true,
+      },
+    );
+    expect(computed).toBe(10);
+    expect(cache.problems.map((p) => p.where)).toEqual([broken.imagePath]);
+    const batches = [...features.batches([...samples, broken], PIPELINE, { batchSize: 4, train: false })];
+    expect(batches.map((b) => b.samples.length)).toEqual([4, 4, 2]);
+    expect(batches[0].batch.shape).toEqual([4, 512]);
+    expect(Array.from(batches[2].batch.levels)).toEqual(samples.slice(8).map((s) => s.level));
+    await expect(
+      features.fill(trainer.classifier, [broken], cache, PIPELINE, { batchSize: 4 }),
+    ).rejects.toThrow(/missing.dcm/);
+  });
+});
