@@ -4,8 +4,10 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { parse } from 'csv-parse/sync';
 import { Backbone, StenosisClassifier, Trainer } from '../../lib';
-import { makeBatch, ROOT } from '../helpers';
+import { generateSyntheticDataset } from '../../lib/data/synthetic';
+import { makeBatch, ROOT, tempDir } from '../helpers';
 
 const EXPECTED: Record<string, number> = {
   resnet152: 2048,
@@ -85,4 +87,41 @@ describe.each(Object.entries(EXPECTED))('%s', (name, featureDim) => {
     );
     expect(relative).toBeLessThan(5e-2);
   });
+});
+
+// The main job as a user runs it, with all six backbones on a tiny dataset: one epoch each, every model ends
+// with test metrics in the summary, and none fails.
+test('node bin/train.js trains and evaluates each of the six backbones on a tiny dataset', async () => {
+  const dir = tempDir('six-cli');
+  await generateSyntheticDataset(path.join(dir, 'data'), { studies: 8, seed: 3, imageSize: 256 });
+  const names = Object.keys(EXPECTED);
+  const output = execFileSync(
+    process.execPath,
+    [
+      path.join(ROOT, 'bin', 'train.js'),
+      ...['--data', path.join(dir, 'data'), '--output', path.join(dir, 'out')],
+      ...['--models', ...names, '--models-dir', MODELS],
+      ...['--num_epochs', '1', '--batch_size', '8', '--crop-mm', '60', '--json'],
+    ],
+    { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
+  );
+  const events = output
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as { event: string; model?: string; featureDim?: number });
+  expect(events.filter((e) => e.event === 'model-failed')).toEqual([]);
+  expect(events.filter((e) => e.event === 'model-end').map((e) => e.model)).toEqual(names);
+  expect(events.filter((e) => e.event === 'model-start').map((e) => e.featureDim)).toEqual(
+    Object.values(EXPECTED),
+  );
+  const summary = parse(fs.readFileSync(path.join(dir, 'out', 'results', 'summary.csv'), 'utf8'), {
+    columns: true,
+  }) as Record<string, string>[];
+  for (const name of names) {
+    const test = summary.find((row) => row.model === name && row.split === 'test');
+    expect(test?.status).toBe('ok');
+    expect(Number(test?.macro_f1)).toBeGreaterThanOrEqual(0);
+    expect(fs.existsSync(path.join(dir, 'out', 'trained_models', `${name}_best.ckpt`))).toBe(true);
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
 });
