@@ -51,6 +51,22 @@ export function numberInRange(min: number, max: number, maxExclusive = false): (
   };
 }
 
+/** Three loss weights "w0,w1,w2" (normal/mild, moderate, severe): numbers >= 0, at least one positive. */
+export function parseClassWeights(value: string): [number, number, number] {
+  const parts = value.split(',').map((part) => part.trim());
+  const weights = parts.map(Number);
+  if (
+    parts.length !== 3 ||
+    parts.some((p) => p === '') ||
+    weights.some((w) => !Number.isFinite(w) || w < 0)
+  ) {
+    throw new InvalidArgumentError(`expected three numbers >= 0 such as 1,2,4, got '${value}'`);
+  }
+  if (weights.every((w) => w === 0))
+    throw new InvalidArgumentError(`expected a positive weight, got '${value}'`);
+  return weights as [number, number, number];
+}
+
 /** A flag that takes one of a fixed set of values, with its default. */
 export function choiceOption(
   flags: string,

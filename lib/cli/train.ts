@@ -7,7 +7,7 @@ import { Backbone, defaultModelsDir } from '../model/backbone';
 import { LevelEmbedding } from '../model/level-embedding';
 import { StenosisClassifier, type Precision } from '../model/classifier';
 import { LEVELS, SEVERITIES } from '../model/levels';
-import { packageRoot } from '../native/loader';
+import { loadAddon, packageRoot } from '../native/loader';
 import { setNumThreads, getNumThreads, versions } from '../runtime';
 import { Trainer } from '../train/trainer';
 import { writeFileAtomic } from '../data/atomic';
@@ -25,6 +25,7 @@ import {
   choiceOption,
   numberInRange,
   parseArgv,
+  parseClassWeights,
   parseBoolean,
   parseNonNegativeInt,
   parseNonNegativeNumber,
@@ -60,6 +61,7 @@ export interface TrainOptions {
   freezeBackbone: boolean;
   unfreezeLastN: number;
   frozenBackboneEval: boolean;
+  classWeights?: [number, number, number];
   dropout: number;
   output: string;
   device: string;
@@ -275,7 +277,9 @@ async function trainModel(
     const trainer = await Trainer.create(classifier, {
       learningRate: options.learningRate,
       weightDecay: options.weightDecay,
-      trainingLabels: splits.train.map((s) => s.label as number),
+      ...(options.classWeights
+        ? { classWeights: options.classWeights }
+        : { trainingLabels: splits.train.map((s) => s.label as number) }),
     });
     return { classifier, trainer };
   };
@@ -560,6 +564,11 @@ export function buildCommand(): Command {
         'not; its features are then computed once and cached (training too when --flip 0 --rotation 0)',
       false,
     )
+    .option(
+      '--class-weights <w,w,w>',
+      'loss weights of normal/mild, moderate, severe (default: N / (3 n_c) from the training labels)',
+      parseClassWeights,
+    )
     .option('--dropout <p>', 'dropout of the head, in [0, 1)', numberInRange(0, 1, true), 0.1)
     .option('--output <dir>', 'output folder', 'outputs')
     .option('--device <device>', 'cpu, cuda or cuda:N', 'cpu')
@@ -650,11 +659,18 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.stderr.write('error: --train-csv, --val-csv and --test-csv go together\n');
     return 2;
   }
+  options.output = path.resolve(options.output);
+  const outputStat = fs.statSync(options.output, { throwIfNoEntry: false });
+  if (outputStat && !outputStat.isDirectory()) {
+    process.stderr.write(
+      `error: --output ${options.output} exists and is not a folder; give a folder for the results\n`,
+    );
+    return 2;
+  }
   const reporter = new Reporter(options.json);
   const log = (line: string) => reporter.emit({ event: 'warning', model: '', message: line }, line);
   try {
     if (options.threads) setNumThreads(options.threads);
-    options.output = path.resolve(options.output);
     reporter.emit(
       { event: 'start', preset, options: { ...options }, torch: versions().torch, threads: getNumThreads() },
       (preset
@@ -746,6 +762,19 @@ export async function main(argv: readonly string[]): Promise<number> {
       { event: 'split', train: splits.train.length, val: splits.val.length, test: splits.test.length },
       `split by study: train ${splits.train.length}, val ${splits.val.length}, test ${splits.test.length} samples`,
     );
+    for (const [name, list] of [
+      ['validation', splits.val],
+      ['test', splits.test],
+    ] as const) {
+      const absent = SEVERITIES.filter((_, c) => list.length > 0 && !list.some((s) => s.label === c));
+      if (absent.length > 0) {
+        log(
+          `warning: the ${name} split holds no ${absent.join(' or ')} sample; macro F1 counts an absent class ` +
+            `as 0 (at most ${((SEVERITIES.length - absent.length) / SEVERITIES.length).toFixed(2)} here): ` +
+            'use more studies for figures that mean something',
+        );
+      }
+    }
     const base = baselines(splits.train, splits.test, options.seed);
     reporter.emit(
       { event: 'dataset', source: 'baselines', samples: splits.test.length, studies: 0, problems: {} },
@@ -757,7 +786,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     // Ctrl-C: finish the current step, save a resumable checkpoint, exit; a second Ctrl-C exits at once.
     const controller = new AbortController();
     const onSigint = () => {
-      if (controller.signal.aborted) process.exit(130);
+      // process.exit would run exit handlers that tear libtorch down under the step still running.
+      if (controller.signal.aborted) loadAddon().exitNow(130);
       controller.abort();
       reporter.clearProgress();
       process.stderr.write('\nstopping after the current step (Ctrl-C again to quit at once)\n');

@@ -113,6 +113,8 @@ export interface NativeAddon {
   readCheckpointMetadata(path: string): Promise<string>;
   getRngState(): Promise<Uint8Array>;
   setRngState(state: Uint8Array): Promise<void>;
+  /** Ends the process at once (no exit handlers): for a second Ctrl-C while a native step runs. */
+  exitNow(code: number): never;
   prepareBase(
     pixels: Float32Array,
     rows: number,

@@ -23,7 +23,8 @@ export function classWeightsFromLabels(labels: ArrayLike<number>): number[] {
       'ERR_MISSING_CLASS',
       `The training labels have no sample of ${missing.join(', ')} (counts: ` +
         `${SEVERITIES.map((s, c) => `${s} ${counts[c]}`).join(', ')}); inverse-frequency weights are undefined. ` +
-        `Give classWeights explicitly or use a split that holds every class.`,
+        `Give class weights explicitly (classWeights; --class-weights 1,2,4 on the command line) or use a split ` +
+        'that holds every class.',
     );
   }
   const total = labels.length;

@@ -3,6 +3,8 @@
 #include <napi.h>
 #include <torch/torch.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <mutex>
 
 #include "binding/common.h"
@@ -192,6 +194,14 @@ Napi::Value ReadCheckpointMetadata(const Napi::CallbackInfo& info) {
       [](Napi::Env env, std::string& metadata) -> Napi::Value { return Napi::String::New(env, metadata); });
 }
 
+// Ends the process at once, without static destructors or atexit handlers: run while the engine threads are
+// inside a step (a second Ctrl-C), those would tear libtorch down under them and crash.
+Napi::Value ExitNow(const Napi::CallbackInfo& info) {
+  const int code = NumberArg(info, 0, "code");
+  std::fflush(nullptr);
+  std::_Exit(code);
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData();
   data->backbone = Napi::Persistent(BackboneWrap::Define(env));
@@ -208,6 +218,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("readCheckpointMetadata", Napi::Function::New(env, ReadCheckpointMetadata));
   exports.Set("getRngState", Napi::Function::New(env, GetRngState));
   exports.Set("setRngState", Napi::Function::New(env, SetRngState));
+  exports.Set("exitNow", Napi::Function::New(env, ExitNow));
   RegisterPreprocessing(env, exports);
   Napi::Object versions = Napi::Object::New(env);
   versions.Set("torch", TORCH_VERSION);
