@@ -147,12 +147,25 @@ describe('node bin/train.js', () => {
       expect(await main(['node', 'train.js', '--freeze_backbone', 'maybe'])).toBe(1);
       expect(await main(['node', 'train.js', '--batch_size', '0'])).toBe(1);
       expect(await main(['node', 'train.js', '--no-such-flag'])).toBe(1);
+      expect(await main(['node', 'train.js', '--flip', '1.5'])).toBe(1);
+      expect(await main(['node', 'train.js', '--dropout', '1'])).toBe(1);
+      expect(await main(['node', 'train.js', '--class-weights', '1,2'])).toBe(1);
+      expect(await main(['node', 'train.js', '--class-weights', '0,0,0'])).toBe(1);
+      const file = path.join(dir, 'a-file');
+      fs.writeFileSync(file, 'x');
+      expect(await main(['node', 'train.js', '--output', file])).toBe(2);
+      expect(fs.readFileSync(file, 'utf8')).toBe('x');
     } finally {
       process.stderr.write = write;
     }
     expect(stderr).toMatch(/--freeze-backbone <bool>' argument 'maybe' is invalid\. expected true\/false/);
     expect(stderr).toMatch(/--batch-size <n>' argument '0' is invalid/);
     expect(stderr).toMatch(/unknown option '--no-such-flag'/);
+    expect(stderr).toMatch(/--flip <p>' argument '1.5' is invalid\. expected a number in \[0, 1\]/);
+    expect(stderr).toMatch(/--dropout <p>' argument '1' is invalid\. expected a number in \[0, 1\)/);
+    expect(stderr).toMatch(/--class-weights <w,w,w>' argument '1,2' is invalid\. expected three numbers/);
+    expect(stderr).toMatch(/argument '0,0,0' is invalid\. expected a positive weight/);
+    expect(stderr).toMatch(/--output .*a-file exists and is not a folder/);
   });
 });
 
