@@ -8,21 +8,46 @@
 // repeats is reported with the range of the per-repeat ratios.
 'use strict';
 
-const { execFile, spawn, spawnSync } = require('node:child_process');
+const { execFile, spawn } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const readline = require('node:readline');
-const { monitorEventLoopDelay } = require('node:perf_hooks');
-
-const ROOT = path.resolve(__dirname, '..');
+const {
+  ROOT,
+  UNFREEZE,
+  EMBEDDING,
+  LEARNING_RATE,
+  WEIGHT_DECAY,
+  DROPOUT,
+  SETTLE_MS,
+  UsageError,
+  fail,
+  log,
+  sleep,
+  median,
+  mean,
+  elapsedSeconds,
+  rotate,
+  ensureBackbone,
+  normalValues,
+  delayWindow,
+  fmt,
+  plural,
+  threadCount,
+} = require('./common');
+const { benchJsBackends, jsBackendRows } = require('./js_backends');
 
 const USAGE = `Usage: node bench/run.js [--tiny | --quick | --full] [options]
 
 Modes (default --quick):
-  --tiny     ResNet-18 at 32 px, batch 2, 2 repeats, 6 studies: a smoke test of the harness (under a minute)
-  --quick    ResNet-18 at 128 px, batch 8, 7 repeats, 40 studies (a few minutes on two cores)
+  --tiny     ResNet-18 at 32 px, batch 2, 2 repeats, 6 studies: a smoke test of the harness (about a minute)
+  --quick    ResNet-18 at 128 px, batch 8, 7 repeats, 40 studies (several minutes on two cores)
   --full     ResNet-152 and ViT-B/16 at 224 px, batch 32, 5 repeats, 300 studies (an hour or more on a CPU)
+
+Each mode also compares the addon, on one thread, with TensorFlow.js (CPU and WebAssembly backends) and
+onnxruntime-node: head training on features, a ResNet-18 train step and forward, backbone inference
+(bench/js_backends.js; sizes in MODES).
 
 Options:
   --out DIR          output folder for bench-<mode>.{csv,json,png} (default bench-results)
@@ -50,6 +75,17 @@ const MODES = {
     // One thread: on a busy machine a descheduled OpenMP thread stalls every parallel region of a tiny step,
     // which makes a two-thread smoke test many times slower without testing anything more.
     threads: 1,
+    // A tfjs CPU train step of ResNet-18 takes seconds even at 16 px (its convolution weight gradient is a plain
+    // JavaScript loop), so the tiny mode runs it once per repeat after one warm-up step.
+    js: {
+      head: { backbone: 'resnet18', batch: 8 },
+      conv: { size: 16, batch: 2 },
+      inference: { size: 32, batch: 2 },
+      headSteps: 2,
+      forwardSteps: 2,
+      convRepeats: 2,
+      convWarmup: 1,
+    },
   },
   quick: {
     backbones: [{ name: 'resnet18', size: 128, batch: 8 }],
@@ -61,6 +97,16 @@ const MODES = {
     idleSeconds: 1,
     mmRepeats: 3,
     monitorMs: 10,
+    js: {
+      head: { backbone: 'resnet18', batch: 32 },
+      // About 20 s per tfjs CPU step on two shared cores: three repeats keep the quick mode within minutes.
+      conv: { size: 32, batch: 8 },
+      inference: { size: 128, batch: 8 },
+      headSteps: 5,
+      forwardSteps: 3,
+      convRepeats: 3,
+      convWarmup: 1,
+    },
   },
   full: {
     backbones: [
@@ -75,15 +121,18 @@ const MODES = {
     idleSeconds: 2,
     mmRepeats: 3,
     monitorMs: 10,
+    js: {
+      head: { backbone: 'resnet152', batch: 32 },
+      conv: { size: 64, batch: 8 },
+      inference: { size: 224, batch: 32 },
+      headSteps: 5,
+      forwardSteps: 3,
+      convRepeats: 3,
+      convWarmup: 1,
+    },
   },
 };
 
-// The reference's model settings, used by every contender.
-const UNFREEZE = 32;
-const EMBEDDING = 256;
-const LEARNING_RATE = 1e-4;
-const WEIGHT_DECAY = 0.02;
-const DROPOUT = 0.1;
 // N / (3 n_c) for the class balance of the synthetic dataset (about 88 % / 7.5 % / 5 %), fixed so that every
 // contender weights the loss alike whatever labels a small batch holds.
 const CLASS_WEIGHTS = [1 / (3 * 0.875), 1 / (3 * 0.075), 1 / (3 * 0.05)];
@@ -92,47 +141,12 @@ const IMAGENET_MEAN = [0.485, 0.456, 0.406];
 const IMAGENET_STD = [0.229, 0.224, 0.225];
 const ROTATION_DEGREES = 10;
 const FLIP_PROBABILITY = 0.5;
-// A pause between contenders, so that one's OpenMP threads have stopped spinning before the next starts.
-const SETTLE_MS = 100;
 // The reference pipeline's torch thread count: the loader prepares batches on a data thread with one intra-op
 // thread, and Debian's torch starts with one too. Per-sample tensors are small, so a second thread buys nothing,
 // while on a busy machine each of its parallel regions can wait for a descheduled thread (tens of times slower).
 const PIPELINE_THREADS = 1;
 
 const children = new Set();
-
-class UsageError extends Error {}
-
-function fail(message) {
-  throw new UsageError(message);
-}
-
-function log(message) {
-  process.stderr.write(`[bench] ${message}\n`);
-}
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function median(values) {
-  const sorted = [...values].sort((a, b) => a - b);
-  const n = sorted.length;
-  if (n === 0) return NaN;
-  return n % 2 ? sorted[(n - 1) / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
-}
-
-function mean(values) {
-  return values.reduce((a, b) => a + b, 0) / values.length;
-}
-
-function elapsedSeconds(start) {
-  return Number(process.hrtime.bigint() - start) / 1e9;
-}
-
-/** Rotates the contender order by the repeat index, so that no contender always runs first or after another. */
-function rotate(items, by) {
-  const k = by % items.length;
-  return items.slice(k).concat(items.slice(0, k));
-}
 
 function parseArgs(argv) {
   const options = {
@@ -336,40 +350,6 @@ function findTool(config) {
   return found;
 }
 
-/** The backbone file, exported with scripts/export_backbones.py on first use. */
-function ensureBackbone(config, name) {
-  const file = path.join(config.modelsDir, `${name}.pt`);
-  if (fs.existsSync(file) && fs.existsSync(path.join(config.modelsDir, `${name}.json`))) return file;
-  log(`exporting ${name} into ${config.modelsDir} (once)`);
-  fs.mkdirSync(config.modelsDir, { recursive: true });
-  const result = spawnSync(
-    config.python,
-    [path.join(ROOT, 'scripts', 'export_backbones.py'), name, '--out', config.modelsDir],
-    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' },
-  );
-  if (result.status !== 0) {
-    fail(`exporting ${name} with ${config.python} failed:\n${result.stderr || result.error?.message || ''}`);
-  }
-  return file;
-}
-
-/** Standard normal values from a fixed-seed LCG (Box-Muller), the same every run. */
-function normalValues(count, seed) {
-  const out = new Float32Array(count);
-  let state = seed >>> 0 || 1;
-  const uniform = () => {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    return (state + 1) / 4294967297;
-  };
-  for (let i = 0; i < count; i += 2) {
-    const r = Math.sqrt(-2 * Math.log(uniform()));
-    const theta = 2 * Math.PI * uniform();
-    out[i] = r * Math.cos(theta);
-    if (i + 1 < count) out[i + 1] = r * Math.sin(theta);
-  }
-  return out;
-}
-
 /** Peak resident memory since the last reset, where Linux lets a process reset it (/proc/self/clear_refs). */
 const peakRss = {
   reset() {
@@ -390,23 +370,6 @@ const peakRss = {
     return process.resourceUsage().maxRSS / 1024;
   },
 };
-
-/** Event-loop delay of one window. A fresh monitor per window: a re-enabled one records the gap as a delay. */
-async function delayWindow(resolutionMs, work) {
-  const monitor = monitorEventLoopDelay({ resolution: resolutionMs });
-  monitor.enable();
-  try {
-    await work();
-  } finally {
-    monitor.disable();
-  }
-  return {
-    count: monitor.count,
-    p50: monitor.percentile(50) / 1e6,
-    p99: monitor.percentile(99) / 1e6,
-    max: monitor.max / 1e6,
-  };
-}
 
 async function addonSteps(trainer, batch, steps, rss) {
   const seconds = [];
@@ -626,29 +589,13 @@ async function benchPipeline(config, library) {
   }
 }
 
-function fmt(value, digits = 2) {
-  if (!Number.isFinite(value)) return String(value);
-  const magnitude = Math.abs(value);
-  if (magnitude >= 1000) return value.toFixed(0);
-  if (magnitude >= 100) return value.toFixed(1);
-  return value.toFixed(digits);
-}
-
-function plural(n, word) {
-  return `${n} ${word}${n === 1 ? '' : 's'}`;
-}
-
-function threadCount(n) {
-  return plural(n, 'thread');
-}
-
 function goalStatus(ratio, goal) {
   if (!goal) return 'info';
   return ratio >= goal.min ? 'pass' : 'miss';
 }
 
 /** The table's rows: every figure paired with the one it is compared with in the same run. */
-function buildRows(config, trainings, pipelineResult) {
+function buildRows(config, trainings, pipelineResult, jsResult) {
   const rows = [];
   // A row's ratio is the median of its per-repeat ratios (each from figures of the same repeat); the range shows
   // how much the repeats disagreed, which on a busy machine says more than any single figure.
@@ -780,6 +727,7 @@ function buildRows(config, trainings, pipelineResult) {
       note: `${common}; the reference decodes every epoch`,
     });
   }
+  if (jsResult) for (const row of jsBackendRows(jsResult)) add(row);
   return rows;
 }
 
@@ -868,29 +816,36 @@ function drawChart(library, config, rows) {
   r.text(
     24,
     20,
-    `lumbar-stenosis benchmark (${config.mode}): ratios, median of ${config.repeats} repeats`,
+    `lumbar-stenosis benchmark (${config.mode}): ratios (log scale), median of ${config.repeats} repeats`,
     COLORS.ink,
     {
       scale,
       bold: true,
     },
   );
-  const finite = rows.map((row) => row.ratio).filter(Number.isFinite);
-  const high = Math.max(1.2, ...finite, ...rows.map((row) => (row.goal ? row.goal.min : 0))) * 1.1;
-  const step = [0.1, 0.2, 0.25, 0.5, 1, 2, 2.5, 5, 10, 20, 50, 100].find((s) => high / s <= 8) ?? high / 8;
-  const x = (value) => left + (Math.min(value, high) / high) * plotWidth;
+  const finite = rows.map((row) => row.ratio).filter((value) => Number.isFinite(value) && value > 0);
+  const goals = rows.map((row) => (row.goal ? row.goal.min : 1));
+  // A log axis: the ratios run from below 1 (PyTorch, memory) to the hundreds (the JavaScript backends), and
+  // on a linear one every bar near 1 would be a sliver.
+  const low = Math.min(0.5, ...finite, ...goals) / 1.5;
+  const high = Math.max(1.2, ...finite, ...goals) * 1.5;
+  const span = Math.log(high / low);
+  const x = (value) => left + (Math.log(Math.min(Math.max(value, low), high) / low) / span) * plotWidth;
   const bottom = top + rows.length * rowHeight;
-  for (let tick = 0; tick <= high + 1e-9; tick += step) {
-    const px = Math.round(x(tick));
-    r.vline(px, top - 6, bottom, COLORS.grid);
-    const text = fmt(tick, step < 1 ? 2 : 0);
-    r.text(px - textWidth(text, scale) / 2, bottom + 10, text, COLORS.ink, { scale });
+  const multiples = span / Math.LN10 > 3.5 ? [1] : [1, 2, 5];
+  for (let decade = 10 ** Math.floor(Math.log10(low)); decade <= high; decade *= 10) {
+    for (const tick of multiples.map((m) => m * decade).filter((t) => t >= low && t <= high)) {
+      const px = Math.round(x(tick));
+      r.vline(px, top - 6, bottom, COLORS.grid);
+      const text = String(Number(tick.toPrecision(1)));
+      r.text(px - textWidth(text, scale) / 2, bottom + 10, text, COLORS.ink, { scale });
+    }
   }
   r.vline(Math.round(x(1)), top - 6, bottom, COLORS.one, 2);
   rows.forEach((row, i) => {
     const y = top + i * rowHeight;
     r.text(24, y + 10, labels[i], COLORS.ink, { scale });
-    const value = Number.isFinite(row.ratio) ? Math.max(0, row.ratio) : 0;
+    const value = Number.isFinite(row.ratio) ? Math.max(low, row.ratio) : low;
     r.fillRect(left, y + 6, x(value) - left, rowHeight - 12, COLORS[row.status]);
     if (row.goal) r.vline(Math.round(x(row.goal.min)), y + 2, y + rowHeight - 3, COLORS.ink, 3);
     const text = `${fmt(row.ratio, 3)} ${row.status}`;
@@ -918,6 +873,7 @@ async function main(argv) {
   const trainings = [];
   for (const spec of config.backbones) trainings.push(await benchTraining(config, library, spec, tool));
   const pipelineResult = await benchPipeline(config, library);
+  const jsResult = await benchJsBackends(config, library);
 
   const context = {
     torch: lib.versions().torch,
@@ -930,7 +886,7 @@ async function main(argv) {
   // The load at the end includes this benchmark's own threads.
   context.busy =
     Number(context.loadBefore) > context.cpus || Number(context.loadAfter) > context.cpus + config.threads;
-  const rows = buildRows(config, trainings, pipelineResult);
+  const rows = buildRows(config, trainings, pipelineResult, jsResult);
   const table = formatTable(config, rows, context);
   process.stdout.write(table + '\n');
 
@@ -957,6 +913,7 @@ async function main(argv) {
       mmSize: MM_SIZE,
       eventLoopResolutionMs: config.monitorMs,
       idleSeconds: config.idleSeconds,
+      jsBackends: config.js,
       tool,
       python: config.python,
       modelsDir: config.modelsDir,
@@ -975,6 +932,7 @@ async function main(argv) {
         rssMb: t.rss,
       })),
       pipeline: pipelineResult,
+      jsBackends: jsResult,
     },
     table,
   };

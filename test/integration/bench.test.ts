@@ -1,6 +1,7 @@
 // The benchmark harness end to end in its tiny mode: `node bench/run.js --tiny` runs the addon, Python PyTorch,
-// stenosis-tool and both data pipelines, and writes a CSV, a JSON report and a PNG chart that hold every row with
-// a finite positive ratio. No figure is compared with a threshold: they come from a shared, noisy machine.
+// stenosis-tool, both data pipelines, TensorFlow.js (CPU and WebAssembly backends) and onnxruntime-node, and
+// writes a CSV, a JSON report and a PNG chart that hold every row with a finite positive ratio. No figure is
+// compared with a threshold: they come from a shared, noisy machine.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -18,6 +19,13 @@ const ROWS = [
   'flops-fraction-python',
   'pipeline-first-epoch',
   'pipeline-cached-epoch',
+  'tfjs-cpu-head-train',
+  'tfjs-wasm-head-train',
+  'tfjs-cpu-event-loop',
+  'tfjs-wasm-event-loop',
+  'tfjs-cpu-conv-train',
+  'tfjs-wasm-forward',
+  'onnxruntime-forward',
 ];
 
 interface ReportRow {
@@ -51,7 +59,16 @@ describe('node bench/run.js --tiny', () => {
 
   test('prints a table with every row and how many repeats its medians are over', () => {
     expect(stdout).toMatch(/median of 2 interleaved repeats/);
-    for (const title of ['train step vs PyTorch', 'N-API overhead', 'event-loop p99', 'cached epoch'])
+    for (const title of [
+      'train step vs PyTorch',
+      'N-API overhead',
+      'event-loop p99',
+      'cached epoch',
+      'head train step vs tfjs CPU',
+      'train step vs tfjs CPU',
+      'evaluate vs tfjs WebAssembly forward',
+      'backbone forward vs onnxruntime',
+    ])
       expect(stdout).toContain(title);
   });
 
@@ -71,6 +88,13 @@ describe('node bench/run.js --tiny', () => {
     expect(report.raw.training[0].repeats).toHaveLength(2);
     expect(report.raw.pipeline.repeats).toHaveLength(2);
     expect(report.raw.training[0].flops.flops).toBeGreaterThan(0);
+    const js = report.raw.jsBackends;
+    expect(js.head.repeats).toHaveLength(2);
+    expect(js.conv.train).toHaveLength(2);
+    expect(js.conv.forward).toHaveLength(2);
+    expect(js.onnx.repeats).toHaveLength(2);
+    // The ONNX export reproduces the TorchScript features: the same weights on both sides of that row.
+    expect(js.onnx.difference).toBeLessThan(1e-3);
   });
 
   test('the CSV has the same rows and ratios', () => {

@@ -1,0 +1,142 @@
+// Settings and helpers shared by the benchmark's modules (run.js and js_backends.js).
+'use strict';
+
+const { spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
+const { monitorEventLoopDelay } = require('node:perf_hooks');
+
+const ROOT = path.resolve(__dirname, '..');
+
+// The reference's model settings, used by every contender.
+const UNFREEZE = 32;
+const EMBEDDING = 256;
+const LEARNING_RATE = 1e-4;
+const WEIGHT_DECAY = 0.02;
+const DROPOUT = 0.1;
+// A pause between contenders, so that one's OpenMP threads have stopped spinning before the next starts.
+const SETTLE_MS = 100;
+
+class UsageError extends Error {}
+
+function fail(message) {
+  throw new UsageError(message);
+}
+
+function log(message) {
+  process.stderr.write(`[bench] ${message}\n`);
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const n = sorted.length;
+  if (n === 0) return NaN;
+  return n % 2 ? sorted[(n - 1) / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+}
+
+function mean(values) {
+  return values.reduce((a, b) => a + b, 0) / values.length;
+}
+
+function elapsedSeconds(start) {
+  return Number(process.hrtime.bigint() - start) / 1e9;
+}
+
+/** Rotates the contender order by the repeat index, so that no contender always runs first or after another. */
+function rotate(items, by) {
+  const k = by % items.length;
+  return items.slice(k).concat(items.slice(0, k));
+}
+
+/** The backbone file, exported with scripts/export_backbones.py on first use. */
+function ensureBackbone(config, name) {
+  const file = path.join(config.modelsDir, `${name}.pt`);
+  if (fs.existsSync(file) && fs.existsSync(path.join(config.modelsDir, `${name}.json`))) return file;
+  log(`exporting ${name} into ${config.modelsDir} (once)`);
+  fs.mkdirSync(config.modelsDir, { recursive: true });
+  const result = spawnSync(
+    config.python,
+    [path.join(ROOT, 'scripts', 'export_backbones.py'), name, '--out', config.modelsDir],
+    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' },
+  );
+  if (result.status !== 0) {
+    fail(`exporting ${name} with ${config.python} failed:\n${result.stderr || result.error?.message || ''}`);
+  }
+  return file;
+}
+
+/** Standard normal values from a fixed-seed LCG (Box-Muller), the same every run. */
+function normalValues(count, seed) {
+  const out = new Float32Array(count);
+  let state = seed >>> 0 || 1;
+  const uniform = () => {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    return (state + 1) / 4294967297;
+  };
+  for (let i = 0; i < count; i += 2) {
+    const r = Math.sqrt(-2 * Math.log(uniform()));
+    const theta = 2 * Math.PI * uniform();
+    out[i] = r * Math.cos(theta);
+    if (i + 1 < count) out[i + 1] = r * Math.sin(theta);
+  }
+  return out;
+}
+
+/** Event-loop delay of one window. A fresh monitor per window: a re-enabled one records the gap as a delay. */
+async function delayWindow(resolutionMs, work) {
+  const monitor = monitorEventLoopDelay({ resolution: resolutionMs });
+  monitor.enable();
+  try {
+    await work();
+  } finally {
+    monitor.disable();
+  }
+  return {
+    count: monitor.count,
+    p50: monitor.percentile(50) / 1e6,
+    p99: monitor.percentile(99) / 1e6,
+    max: monitor.max / 1e6,
+  };
+}
+
+function fmt(value, digits = 2) {
+  if (!Number.isFinite(value)) return String(value);
+  const magnitude = Math.abs(value);
+  if (magnitude >= 1000) return value.toFixed(0);
+  if (magnitude >= 100) return value.toFixed(1);
+  return value.toFixed(digits);
+}
+
+function plural(n, word) {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
+function threadCount(n) {
+  return plural(n, 'thread');
+}
+
+module.exports = {
+  ROOT,
+  UNFREEZE,
+  EMBEDDING,
+  LEARNING_RATE,
+  WEIGHT_DECAY,
+  DROPOUT,
+  SETTLE_MS,
+  UsageError,
+  fail,
+  log,
+  sleep,
+  median,
+  mean,
+  elapsedSeconds,
+  rotate,
+  ensureBackbone,
+  normalValues,
+  delayWindow,
+  fmt,
+  plural,
+  threadCount,
+};
