@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Benchmarks of the addon against Python PyTorch on the same libtorch, the C++ core without Node
-// (stenosis-tool), and the reference's per-sample Python data pipeline; see `node bench/run.js --help`.
+// (stenosis-tool), the reference's per-sample Python data pipeline, and the JavaScript runtimes TensorFlow.js and
+// onnxruntime-node (js_backends.js); see `node bench/run.js --help`.
 //
 // Benchmark machines are often shared and noisy, so nothing here compares against an absolute time: every row
 // is a ratio of two figures measured in the same run, within the same repeat (contenders one after another, the
