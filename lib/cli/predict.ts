@@ -45,6 +45,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       backbone: options.backbone,
       batchSize: options.batchSize,
     });
+    for (const warning of predictor.warnings) process.stderr.write(`warning: ${warning}\n`);
     const predictions = await predictor.predictDataset(options.data);
     const output = path.resolve(options.output);
     writeFileAtomic(output, submissionCsv(predictions));

@@ -66,6 +66,12 @@ async function sagittalT2Series(studyFolder: string, described?: Map<string, str
  * coordinates at prediction time).
  */
 export class StenosisPredictor {
+  /**
+   * Said when the checkpoint's model was trained on crops around labelled levels: prediction has no
+   * coordinates and reads whole slices, which such a model has not seen, so its probabilities mean little.
+   */
+  readonly warnings: string[] = [];
+
   private constructor(
     private readonly trainer: Trainer,
     private readonly pipeline: PipelineOptions,
@@ -115,13 +121,22 @@ export class StenosisPredictor {
     });
     const trainer = await Trainer.create(classifier);
     await trainer.load(checkpoint, { weightsOnly: true });
-    return new StenosisPredictor(
+    const predictor = new StenosisPredictor(
       trainer,
       pipeline,
       new SampleCache(pipeline),
       options.batchSize ?? 16,
       metadata,
     );
+    const crop = user.pipeline?.crop;
+    if (crop) {
+      predictor.warnings.push(
+        `${checkpoint} was trained on ${crop.size} ${crop.unit} crops around each labelled level, but prediction ` +
+          'reads whole middle slices (there are no coordinates at prediction time): expect unreliable ' +
+          'probabilities; train without --crop-mm/--crop-px for a model to predict with',
+      );
+    }
+    return predictor;
   }
 
   private async samplesOfStudy(studyFolder: string, described?: Map<string, string>): Promise<Sample[]> {

@@ -139,6 +139,13 @@ describe('node bin/train.js', () => {
     expect(predictions).toHaveLength(readCsv(path.join(splits, 'test.csv')).length);
   });
 
+  test('a model trained on crops warns that prediction reads whole slices', async () => {
+    const predictor = await StenosisPredictor.load(path.join(out, 'trained_models', 'resnet18_best.ckpt'));
+    expect(predictor.warnings).toEqual([
+      expect.stringMatching(/trained on 60 mm crops .* whole middle slices/),
+    ]);
+  });
+
   test('bad flags are refused with the flag named', async () => {
     let stderr = '';
     const write = process.stderr.write.bind(process.stderr);
@@ -231,6 +238,7 @@ describe('node bin/predict.js and StenosisPredictor', () => {
     }
     // The library gives the same numbers for one study in memory.
     const predictor = await StenosisPredictor.load(checkpoint);
+    expect(predictor.warnings).toEqual([]);
     const study = rows[0].row_id.split('_')[0];
     const one = await predictor.predictStudy(path.join(data, 'train_images', study));
     expect(one.levels.map((l) => l.level)).toEqual(['L1/L2', 'L2/L3', 'L3/L4', 'L4/L5', 'L5/S1']);
