@@ -1,9 +1,10 @@
 // Settings and helpers shared by the benchmark's modules (run.js and js_backends.js).
 'use strict';
 
-const { spawnSync } = require('node:child_process');
+const { spawn, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
+const readline = require('node:readline');
 const { monitorEventLoopDelay } = require('node:perf_hooks');
 
 const ROOT = path.resolve(__dirname, '..');
@@ -117,7 +118,91 @@ function threadCount(n) {
   return plural(n, 'thread');
 }
 
+// N / (3 n_c) for the class balance of the synthetic dataset (about 88 % / 7.5 % / 5 %), fixed so that every
+// contender weights the loss alike whatever labels a small batch holds.
+const CLASS_WEIGHTS = [1 / (3 * 0.875), 1 / (3 * 0.075), 1 / (3 * 0.05)];
+/** Arguments of scripts/bench_step.py --serve: the benchmark's model and settings at a backbone's size and batch. */
+function stepServerArgs(config, file, spec, precision = 'fp32') {
+  return [path.join(ROOT, 'scripts', 'bench_step.py'), '--serve', '--backbone', file]
+    .concat(['--size', String(spec.size), '--batch', String(spec.batch), '--threads', String(config.threads)])
+    .concat(['--unfreeze', String(UNFREEZE), '--embedding', String(EMBEDDING), '--lr', String(LEARNING_RATE)])
+    .concat(['--weight-decay', String(WEIGHT_DECAY), '--dropout', String(DROPOUT)])
+    .concat(['--class-weights', ...CLASS_WEIGHTS.map(String), '--warmup', String(config.warmup)])
+    .concat(['--precision', precision]);
+}
+
+// Child processes still running, stopped when the benchmark ends early.
+const children = new Set();
+
+/** A long-lived Python process that answers one JSON line per JSON command (scripts/bench_*.py --serve). */
+class JsonProcess {
+  constructor(command, args, label) {
+    this.label = label;
+    this.stderr = '';
+    this.queue = [];
+    this.waiting = [];
+    this.failure = null;
+    this.child = spawn(command, args, { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+    children.add(this.child);
+    this.exited = new Promise((resolve) => this.child.once('close', resolve));
+    this.child.stderr.on('data', (chunk) => {
+      this.stderr = (this.stderr + chunk).slice(-4000);
+    });
+    // Replies are whole JSON lines; anything else a library prints on stdout is not a reply.
+    readline.createInterface({ input: this.child.stdout }).on('line', (line) => {
+      if (!line.startsWith('{')) return;
+      let reply;
+      try {
+        reply = JSON.parse(line);
+      } catch {
+        return;
+      }
+      const waiter = this.waiting.shift();
+      if (waiter) this.settle(waiter, reply);
+      else this.queue.push(reply);
+    });
+    const end = (why) => {
+      children.delete(this.child);
+      this.failure ??= new Error(`${label} ${why}${this.stderr ? `:\n${this.stderr.trim()}` : ''}`);
+      for (const waiter of this.waiting.splice(0)) waiter.reject(this.failure);
+    };
+    this.child.once('error', (error) => end(`could not start (${error.message})`));
+    this.child.once('close', (code, signal) => end(`exited (${signal ?? `code ${code}`})`));
+    // A reply can only come while it runs; writes after it ended are reported through the waiting promise.
+    this.child.stdin.on('error', () => undefined);
+  }
+
+  settle(waiter, reply) {
+    if (reply.error) waiter.reject(new Error(`${this.label}: ${reply.error}`));
+    else waiter.resolve(reply);
+  }
+
+  next() {
+    return new Promise((resolve, reject) => {
+      const waiter = { resolve, reject };
+      if (this.queue.length > 0) this.settle(waiter, this.queue.shift());
+      else if (this.failure) reject(this.failure);
+      else this.waiting.push(waiter);
+    });
+  }
+
+  request(command) {
+    const reply = this.next();
+    if (!this.failure) this.child.stdin.write(JSON.stringify(command) + '\n');
+    return reply;
+  }
+
+  async close() {
+    if (!this.failure) this.child.stdin.end(JSON.stringify({ cmd: 'quit' }) + '\n');
+    await this.exited;
+  }
+}
+
 module.exports = {
+  children,
+  JsonProcess,
+  stepServerArgs,
+  CLASS_WEIGHTS,
   ROOT,
   UNFREEZE,
   EMBEDDING,

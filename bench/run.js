@@ -9,11 +9,10 @@
 // repeats is reported with the range of the per-repeat ratios.
 'use strict';
 
-const { execFile, spawn } = require('node:child_process');
+const { execFile } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const readline = require('node:readline');
 const {
   ROOT,
   UNFREEZE,
@@ -36,8 +35,13 @@ const {
   fmt,
   plural,
   threadCount,
+  children,
+  JsonProcess,
+  stepServerArgs,
+  CLASS_WEIGHTS,
 } = require('./common');
 const { benchJsBackends, jsBackendRows } = require('./js_backends');
+const { benchPrecision, benchFeatureCache, fastPathRows } = require('./fast_path');
 
 const USAGE = `Usage: node bench/run.js [--tiny | --quick | --full] [options]
 
@@ -71,6 +75,8 @@ const MODES = {
     pipeline: { size: 32, batch: 2 },
     idleSeconds: 0.3,
     mmRepeats: 2,
+    // Batches of one head-training epoch in the cached-feature row.
+    cacheBatches: 2,
     // Short windows need a finer timer to collect enough delay samples.
     monitorMs: 2,
     // One thread: on a busy machine a descheduled OpenMP thread stalls every parallel region of a tiny step,
@@ -97,6 +103,7 @@ const MODES = {
     pipeline: { size: 128, batch: 8 },
     idleSeconds: 1,
     mmRepeats: 3,
+    cacheBatches: 8,
     monitorMs: 10,
     js: {
       head: { backbone: 'resnet18', batch: 32 },
@@ -121,6 +128,7 @@ const MODES = {
     pipeline: { size: 224, batch: 32 },
     idleSeconds: 2,
     mmRepeats: 3,
+    cacheBatches: 4,
     monitorMs: 10,
     js: {
       head: { backbone: 'resnet152', batch: 32 },
@@ -134,9 +142,6 @@ const MODES = {
   },
 };
 
-// N / (3 n_c) for the class balance of the synthetic dataset (about 88 % / 7.5 % / 5 %), fixed so that every
-// contender weights the loss alike whatever labels a small batch holds.
-const CLASS_WEIGHTS = [1 / (3 * 0.875), 1 / (3 * 0.075), 1 / (3 * 0.05)];
 const MM_SIZE = 2048;
 const IMAGENET_MEAN = [0.485, 0.456, 0.406];
 const IMAGENET_STD = [0.229, 0.224, 0.225];
@@ -146,8 +151,6 @@ const FLIP_PROBABILITY = 0.5;
 // thread, and Debian's torch starts with one too. Per-sample tensors are small, so a second thread buys nothing,
 // while on a busy machine each of its parallel regions can wait for a descheduled thread (tens of times slower).
 const PIPELINE_THREADS = 1;
-
-const children = new Set();
 
 function parseArgs(argv) {
   const options = {
@@ -245,70 +248,6 @@ function loadLibrary() {
   }
 }
 
-/** A long-lived Python process that answers one JSON line per JSON command (scripts/bench_*.py --serve). */
-class JsonProcess {
-  constructor(command, args, label) {
-    this.label = label;
-    this.stderr = '';
-    this.queue = [];
-    this.waiting = [];
-    this.failure = null;
-    this.child = spawn(command, args, { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
-    children.add(this.child);
-    this.exited = new Promise((resolve) => this.child.once('close', resolve));
-    this.child.stderr.on('data', (chunk) => {
-      this.stderr = (this.stderr + chunk).slice(-4000);
-    });
-    // Replies are whole JSON lines; anything else a library prints on stdout is not a reply.
-    readline.createInterface({ input: this.child.stdout }).on('line', (line) => {
-      if (!line.startsWith('{')) return;
-      let reply;
-      try {
-        reply = JSON.parse(line);
-      } catch {
-        return;
-      }
-      const waiter = this.waiting.shift();
-      if (waiter) this.settle(waiter, reply);
-      else this.queue.push(reply);
-    });
-    const end = (why) => {
-      children.delete(this.child);
-      this.failure ??= new Error(`${label} ${why}${this.stderr ? `:\n${this.stderr.trim()}` : ''}`);
-      for (const waiter of this.waiting.splice(0)) waiter.reject(this.failure);
-    };
-    this.child.once('error', (error) => end(`could not start (${error.message})`));
-    this.child.once('close', (code, signal) => end(`exited (${signal ?? `code ${code}`})`));
-    // A reply can only come while it runs; writes after it ended are reported through the waiting promise.
-    this.child.stdin.on('error', () => undefined);
-  }
-
-  settle(waiter, reply) {
-    if (reply.error) waiter.reject(new Error(`${this.label}: ${reply.error}`));
-    else waiter.resolve(reply);
-  }
-
-  next() {
-    return new Promise((resolve, reject) => {
-      const waiter = { resolve, reject };
-      if (this.queue.length > 0) this.settle(waiter, this.queue.shift());
-      else if (this.failure) reject(this.failure);
-      else this.waiting.push(waiter);
-    });
-  }
-
-  request(command) {
-    const reply = this.next();
-    if (!this.failure) this.child.stdin.write(JSON.stringify(command) + '\n');
-    return reply;
-  }
-
-  async close() {
-    if (!this.failure) this.child.stdin.end(JSON.stringify({ cmd: 'quit' }) + '\n');
-    await this.exited;
-  }
-}
-
 /** Runs a program to completion and returns its stdout; rejects with its stderr when it fails. */
 function runProgram(file, args) {
   return new Promise((resolve, reject) => {
@@ -389,29 +328,7 @@ async function benchTraining(config, library, spec, tool) {
   const label = `${spec.name} ${spec.size}px b${spec.batch}`;
   const file = ensureBackbone(config, spec.name);
   log(`${label}: starting the Python side (${config.warmup} warm-up steps)`);
-  const python = new JsonProcess(
-    config.python,
-    [path.join(ROOT, 'scripts', 'bench_step.py'), '--serve', '--backbone', file]
-      .concat([
-        '--size',
-        String(spec.size),
-        '--batch',
-        String(spec.batch),
-        '--threads',
-        String(config.threads),
-      ])
-      .concat([
-        '--unfreeze',
-        String(UNFREEZE),
-        '--embedding',
-        String(EMBEDDING),
-        '--lr',
-        String(LEARNING_RATE),
-      ])
-      .concat(['--weight-decay', String(WEIGHT_DECAY), '--dropout', String(DROPOUT)])
-      .concat(['--class-weights', ...CLASS_WEIGHTS.map(String), '--warmup', String(config.warmup)]),
-    'scripts/bench_step.py',
-  );
+  const python = new JsonProcess(config.python, stepServerArgs(config, file, spec), 'scripts/bench_step.py');
   try {
     const pythonInfo = await python.next();
 
@@ -591,12 +508,14 @@ async function benchPipeline(config, library) {
 }
 
 function goalStatus(ratio, goal) {
+  // A contender that cannot run (e.g. a backbone that fails under bf16) leaves its row without a ratio.
+  if (!Number.isFinite(ratio)) return 'n/a';
   if (!goal) return 'info';
   return ratio >= goal.min ? 'pass' : 'miss';
 }
 
 /** The table's rows: every figure paired with the one it is compared with in the same run. */
-function buildRows(config, trainings, pipelineResult, jsResult) {
+function buildRows(config, trainings, pipelineResult, jsResult, fastPath) {
   const rows = [];
   // A row's ratio is the median of its per-repeat ratios (each from figures of the same repeat); the range shows
   // how much the repeats disagreed, which on a busy machine says more than any single figure.
@@ -729,6 +648,7 @@ function buildRows(config, trainings, pipelineResult, jsResult) {
     });
   }
   if (jsResult) for (const row of jsBackendRows(jsResult)) add(row);
+  for (const row of fastPathRows(config, fastPath.precision, fastPath.cache)) add(row);
   return rows;
 }
 
@@ -800,6 +720,7 @@ const COLORS = {
   grid: [215, 215, 215],
   one: [120, 120, 120],
   paper: [255, 255, 255],
+  'n/a': [170, 170, 170],
 };
 
 /** Horizontal bars of every row's ratio, green pass, red miss, blue for rows without a goal; goals as ticks. */
@@ -875,6 +796,11 @@ async function main(argv) {
   for (const spec of config.backbones) trainings.push(await benchTraining(config, library, spec, tool));
   const pipelineResult = await benchPipeline(config, library);
   const jsResult = await benchJsBackends(config, library);
+  const fastPath = {
+    precision: [],
+    cache: await benchFeatureCache(config, library, config.backbones[0], config.cacheBatches),
+  };
+  for (const spec of config.backbones) fastPath.precision.push(await benchPrecision(config, library, spec));
 
   const context = {
     torch: lib.versions().torch,
@@ -887,7 +813,7 @@ async function main(argv) {
   // The load at the end includes this benchmark's own threads.
   context.busy =
     Number(context.loadBefore) > context.cpus || Number(context.loadAfter) > context.cpus + config.threads;
-  const rows = buildRows(config, trainings, pipelineResult, jsResult);
+  const rows = buildRows(config, trainings, pipelineResult, jsResult, fastPath);
   const table = formatTable(config, rows, context);
   process.stdout.write(table + '\n');
 
@@ -934,6 +860,8 @@ async function main(argv) {
       })),
       pipeline: pipelineResult,
       jsBackends: jsResult,
+      precision: fastPath.precision,
+      featureCache: fastPath.cache,
     },
     table,
   };

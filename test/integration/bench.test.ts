@@ -26,6 +26,10 @@ const ROWS = [
   'tfjs-cpu-conv-train',
   'tfjs-wasm-forward',
   'onnxruntime-forward',
+  'bf16-vs-python-fp32',
+  'bf16-vs-python-bf16',
+  'bf16-vs-fp32-addon',
+  'cached-features',
 ];
 
 interface ReportRow {
@@ -95,6 +99,16 @@ describe('node bench/run.js --tiny', () => {
     expect(js.onnx.repeats).toHaveLength(2);
     // The ONNX export reproduces the TorchScript features: the same weights on both sides of that row.
     expect(js.onnx.difference).toBeLessThan(1e-3);
+    // ResNet-18 runs in bf16 in libtorch 1.13 on both sides: all four contenders timed, none failed.
+    const [precision] = report.raw.precision;
+    expect(precision.failures).toEqual({});
+    expect(Object.keys(precision.repeats[0]).sort()).toEqual([
+      'addon-bf16',
+      'addon-fp32',
+      'python-bf16',
+      'python-fp32',
+    ]);
+    expect(report.raw.featureCache.repeats).toHaveLength(2);
   });
 
   test('the CSV has the same rows and ratios', () => {
