@@ -384,12 +384,24 @@ async function benchOnnx(config, library, ort, spec) {
     if (!(difference <= ONNX_TOLERANCE)) {
       fail(`${onnxFile} does not reproduce ${file}: features differ by ${difference} of their largest value`);
     }
+    // The same weights as StenosisPredictor runs them: folded into the graph by optimize_for_inference.
+    const optimized = await lib.Backbone.load(file, { inputSize: size });
+    await optimized.optimizeForInference();
+    const optimizedDifference = maxRelativeDifference(
+      await optimized.features({ images, shape: [batch, 3, size, size] }),
+      addonFeatures,
+    );
     const repeats = await interleave(
       label,
       [
         {
           name: 'addon-features',
           step: () => backbone.features({ images, shape: [batch, 3, size, size] }),
+          warmup: config.warmup,
+        },
+        {
+          name: 'addon-optimized',
+          step: () => optimized.features({ images, shape: [batch, 3, size, size] }),
           warmup: config.warmup,
         },
         { name: 'onnxruntime', step: () => session.run(input), warmup: config.warmup },
@@ -403,6 +415,7 @@ async function benchOnnx(config, library, ort, spec) {
       backbone: file,
       onnx: onnxFile,
       difference,
+      optimizedDifference,
       ortVersion: ort.env.versions?.common,
       repeats,
     };
@@ -586,6 +599,23 @@ function jsBackendRows(result) {
       `eval mode; the TorchScript file and its ONNX export (scripts/export_onnx.py) agree within ` +
       `${onnx.difference.toExponential(1)} of the largest feature; onnxruntime-node ${onnx.ortVersion}, ` +
       `graph optimization 'all'; ${threads}`,
+  });
+  const optimizedRow = latency(
+    onnx.repeats,
+    { name: 'addon-optimized', label: 'addon optimized' },
+    { name: 'onnxruntime', label: 'onnxruntime' },
+  );
+  rows.push({
+    id: 'onnxruntime-forward-optimized',
+    group: onnx.label,
+    title: 'optimized forward vs onnxruntime',
+    ...optimizedRow,
+    ratioDefinition: 'onnxruntime-node forward ms / addon ms after Backbone.optimizeForInference()',
+    goal: null,
+    note:
+      `what StenosisPredictor runs: TorchScript optimize_for_inference (weights folded, batch norm merged into ` +
+      `convolutions); features within ${onnx.optimizedDifference.toExponential(1)} of the unoptimized ones; ` +
+      `same batch and ${threads}`,
   });
   return rows;
 }

@@ -43,6 +43,10 @@ const {
 const { benchJsBackends, jsBackendRows } = require('./js_backends');
 const { benchPrecision, benchFeatureCache, fastPathRows } = require('./fast_path');
 
+// What --only can pick: the rows against PyTorch and stenosis-tool (with memory and FLOP/s), the data pipeline,
+// the JavaScript runtimes, and the fast path (bf16, cached features).
+const GROUPS = ['training', 'pipeline', 'js', 'fast-path'];
+
 const USAGE = `Usage: node bench/run.js [--tiny | --quick | --full] [options]
 
 Modes (default --quick):
@@ -63,7 +67,8 @@ Options:
   --models-dir DIR   exported backbones; missing ones are exported there (default: <cache>/bench-models)
   --data DIR         RSNA-layout folder for the data pipeline rows (default: the synthetic dataset, in the cache)
   --tool FILE        stenosis-tool binary (default build/stenosis-tool, then build-tool/stenosis-tool)
-  --python FILE      Python with torch 1.13 and pydicom (default $STENOSIS_PYTHON or /usr/bin/python3)`;
+  --python FILE      Python with torch 1.13 and pydicom (default $STENOSIS_PYTHON or /usr/bin/python3)
+  --only GROUPS      run only these row groups, comma-separated: training, pipeline, js, fast-path`;
 
 const MODES = {
   tiny: {
@@ -75,8 +80,8 @@ const MODES = {
     pipeline: { size: 32, batch: 2 },
     idleSeconds: 0.3,
     mmRepeats: 2,
-    // Batches of one head-training epoch in the cached-feature row.
-    cacheBatches: 2,
+    // One head-training epoch of the cached-feature row: batches of the reference's size where it fits.
+    cache: { batch: 4, batches: 2 },
     // Short windows need a finer timer to collect enough delay samples.
     monitorMs: 2,
     // One thread: on a busy machine a descheduled OpenMP thread stalls every parallel region of a tiny step,
@@ -103,7 +108,7 @@ const MODES = {
     pipeline: { size: 128, batch: 8 },
     idleSeconds: 1,
     mmRepeats: 3,
-    cacheBatches: 8,
+    cache: { batch: 32, batches: 4 },
     monitorMs: 10,
     js: {
       head: { backbone: 'resnet18', batch: 32 },
@@ -128,7 +133,7 @@ const MODES = {
     pipeline: { size: 224, batch: 32 },
     idleSeconds: 2,
     mmRepeats: 3,
-    cacheBatches: 4,
+    cache: { batch: 32, batches: 2 },
     monitorMs: 10,
     js: {
       head: { backbone: 'resnet152', batch: 32 },
@@ -164,6 +169,7 @@ function parseArgs(argv) {
     data: null,
     tool: null,
     python: process.env.STENOSIS_PYTHON || '/usr/bin/python3',
+    only: null,
   };
   const integer = (text, name, min) => {
     const value = Number(text);
@@ -209,6 +215,13 @@ function parseArgs(argv) {
       case '--python':
         options.python = value();
         break;
+      case '--only': {
+        const groups = value().split(',');
+        const unknown = groups.filter((group) => !GROUPS.includes(group));
+        if (unknown.length > 0) fail(`--only: unknown group '${unknown[0]}' (groups: ${GROUPS.join(', ')})`);
+        options.only = groups;
+        break;
+      }
       case '-h':
       case '--help':
         process.stdout.write(USAGE + '\n');
@@ -231,6 +244,7 @@ function parseArgs(argv) {
     data: options.data,
     tool: options.tool,
     python: options.python,
+    only: options.only,
   };
 }
 
@@ -792,15 +806,24 @@ async function main(argv) {
     `mode ${config.mode}: ${config.repeats} repeats, ${threadCount(config.threads)}, output in ${config.out}`,
   );
 
+  const wanted = (group) => !config.only || config.only.includes(group);
   const trainings = [];
-  for (const spec of config.backbones) trainings.push(await benchTraining(config, library, spec, tool));
-  const pipelineResult = await benchPipeline(config, library);
-  const jsResult = await benchJsBackends(config, library);
-  const fastPath = {
-    precision: [],
-    cache: await benchFeatureCache(config, library, config.backbones[0], config.cacheBatches),
-  };
-  for (const spec of config.backbones) fastPath.precision.push(await benchPrecision(config, library, spec));
+  if (wanted('training')) {
+    for (const spec of config.backbones) trainings.push(await benchTraining(config, library, spec, tool));
+  }
+  const pipelineResult = wanted('pipeline') ? await benchPipeline(config, library) : null;
+  const jsResult = wanted('js') ? await benchJsBackends(config, library) : null;
+  const fastPath = { precision: [], cache: null };
+  if (wanted('fast-path')) {
+    const first = config.backbones[0];
+    fastPath.cache = await benchFeatureCache(
+      config,
+      library,
+      { ...first, batch: config.cache.batch },
+      config.cache.batches,
+    );
+    for (const spec of config.backbones) fastPath.precision.push(await benchPrecision(config, library, spec));
+  }
 
   const context = {
     torch: lib.versions().torch,

@@ -21,7 +21,12 @@ export function buildCommand(): Command {
     .option('--backbone <file>', 'backbone TorchScript file (default: the one recorded in the checkpoint)')
     .option('--device <device>', 'cpu, cuda or cuda:N', 'cpu')
     .option('--threads <n>', 'libtorch threads (default: all cores)', parsePositiveInt)
-    .option('--batch-size <n>', 'images per forward pass', parsePositiveInt, 16);
+    .option('--batch-size <n>', 'images per forward pass', parsePositiveInt, 16)
+    .option(
+      '--optimize',
+      'TorchScript optimize_for_inference on the backbone (ResNets about 1.3-1.4x faster on the CPU; others not)',
+      false,
+    );
 }
 
 /** Runs the predict command on argv (as process.argv); resolves to the exit code. */
@@ -37,6 +42,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     device: 'cpu';
     threads?: number;
     batchSize: number;
+    optimize: boolean;
   };
   try {
     if (options.threads) setNumThreads(options.threads);
@@ -44,6 +50,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       device: options.device,
       backbone: options.backbone,
       batchSize: options.batchSize,
+      optimize: options.optimize,
     });
     for (const warning of predictor.warnings) process.stderr.write(`warning: ${warning}\n`);
     const predictions = await predictor.predictDataset(options.data);

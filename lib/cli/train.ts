@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import { StenosisError } from '../errors';
+import { native, StenosisError } from '../errors';
 import { Backbone, defaultModelsDir } from '../model/backbone';
 import { LevelEmbedding } from '../model/level-embedding';
 import { StenosisClassifier, type Precision } from '../model/classifier';
@@ -249,6 +249,87 @@ function modelSlug(model: string): string {
     .replace(/[^A-Za-z0-9_.-]/g, '_');
 }
 
+/** Options that change what a run computes: a resumed run must have the same ones to continue it exactly. */
+const RESUME_OPTIONS = [
+  'data',
+  'trainCsv',
+  'valCsv',
+  'testCsv',
+  'syntheticStudies',
+  'batchSize',
+  'numEpochs',
+  'learningRate',
+  'weightDecay',
+  'levelEmbeddings',
+  'freezeBackbone',
+  'unfreezeLastN',
+  'frozenBackboneEval',
+  'classWeights',
+  'dropout',
+  'seed',
+  'imageSize',
+  'cropMm',
+  'cropPx',
+  'rotation',
+  'flip',
+  'scaling',
+  'selectBy',
+  'precision',
+  'channelsLast',
+  'lrSchedule',
+  'warmupSteps',
+  'clipGradNorm',
+  'accumulationSteps',
+] as const;
+
+/** Refuses to continue from a checkpoint written by a run whose options differ in what shapes the run. */
+async function checkSameOptions(checkpoint: string, options: TrainOptions): Promise<void> {
+  const metadata = JSON.parse(await native(loadAddon().readCheckpointMetadata(checkpoint))) as {
+    user?: { options?: Record<string, unknown> };
+  };
+  const saved = metadata.user?.options ?? {};
+  const now = options as unknown as Record<string, unknown>;
+  const same = (key: string) => JSON.stringify(saved[key] ?? null) === JSON.stringify(now[key] ?? null);
+  const changed = RESUME_OPTIONS.filter((key) => !same(key));
+  if (changed.length === 0) return;
+  const flag = (key: string) => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+  const describe = (value: unknown) =>
+    value === undefined || value === null ? 'not given' : JSON.stringify(value);
+  throw new StenosisError(
+    'ERR_RESUME',
+    `${checkpoint} was written by a run with other options; give the same ones with --resume (` +
+      changed
+        .map((key) => `${flag(key)}: ${describe(saved[key])} then, ${describe(now[key])} now`)
+        .join('; ') +
+      ')',
+  );
+}
+
+/**
+ * With --resume, what to do with one model: continue its interrupted run (after checking that the options that
+ * shape the run are those it was started with), keep the results of a run that already finished, or start.
+ */
+async function resumePlan(
+  slug: string,
+  options: TrainOptions,
+): Promise<{ kind: 'resume' | 'start' } | { kind: 'finished'; val: Metrics; test: Metrics }> {
+  const models = path.join(options.output, 'trained_models');
+  const checkpoint = path.join(models, `${slug}_resume.ckpt`);
+  if (fs.existsSync(checkpoint)) {
+    await checkSameOptions(checkpoint, options);
+    return { kind: 'resume' };
+  }
+  const results = path.join(options.output, 'results');
+  const read = (split: string) => path.join(results, `${slug}_${split}_metrics.json`);
+  const best = path.join(models, `${slug}_best.ckpt`);
+  if (fs.existsSync(read('val')) && fs.existsSync(read('test')) && fs.existsSync(best)) {
+    await checkSameOptions(best, options);
+    const load = (split: string) => JSON.parse(fs.readFileSync(read(split), 'utf8')) as Metrics;
+    return { kind: 'finished', val: load('val'), test: load('test') };
+  }
+  return { kind: 'start' };
+}
+
 async function trainModel(
   model: string,
   splits: Splits,
@@ -258,6 +339,23 @@ async function trainModel(
 ): Promise<{ val: Metrics; test: Metrics } | null> {
   const started = Date.now();
   const slug = modelSlug(model);
+  if (options.resume) {
+    const plan = await resumePlan(slug, options);
+    if (plan.kind === 'finished') {
+      reporter.emit(
+        { event: 'warning', model, message: `${slug} finished in the earlier run; its results are kept` },
+        `\n== ${slug}: finished in the earlier run; its results in ${path.join(options.output, 'results')} are kept`,
+      );
+      return { val: plan.val, test: plan.test };
+    }
+    if (plan.kind === 'start') {
+      reporter.emit(
+        { event: 'warning', model, message: `nothing to resume for ${slug}; training from the start` },
+        `\nnothing to resume for ${slug} (no ${slug}_resume.ckpt in ${path.join(options.output, 'trained_models')}): ` +
+          'training from the start',
+      );
+    }
+  }
   const backbone = await Backbone.load(model, {
     device: options.device as 'cpu',
     modelsDir: options.modelsDir,
@@ -667,6 +765,11 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 2;
   }
   options.output = path.resolve(options.output);
+  // Absolute, so that a resumed run started from another folder compares equal.
+  for (const key of ['data', 'trainCsv', 'valCsv', 'testCsv'] as const) {
+    const value = options[key];
+    if (value) options[key] = path.resolve(value);
+  }
   const outputStat = fs.statSync(options.output, { throwIfNoEntry: false });
   if (outputStat && !outputStat.isDirectory()) {
     process.stderr.write(

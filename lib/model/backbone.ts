@@ -219,6 +219,16 @@ export class Backbone {
   }
 
   /**
+   * For inference only (StenosisPredictor does it after loading a checkpoint): eval mode, then TorchScript's
+   * optimize_for_inference folds the weights into the graph, merges batch norm into convolutions and fuses
+   * operators. Afterwards the backbone has no parameters, stays in eval mode, and a trainer can neither train
+   * nor save a model built on it (ERR_STATE).
+   */
+  async optimizeForInference(): Promise<void> {
+    await native(this.native.optimizeForInference());
+  }
+
+  /**
    * Freezes everything, then unfreezes the last `n` parameter tensors in registration order (the reference's
    * "last n layers"; n larger than the count unfreezes all, 0 leaves all frozen).
    * @returns the names of the unfrozen tensors.

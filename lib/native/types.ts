@@ -16,6 +16,7 @@ export interface NativeBackbone {
   readonly path: string;
   readonly device: string;
   freeze(): Promise<void>;
+  optimizeForInference(): Promise<void>;
   unfreezeLast(n: number): Promise<string[]>;
   unfreezeLastBlocks(n: number): Promise<string[]>;
   parameterNames(trainableOnly: boolean): Promise<string[]>;

@@ -18,6 +18,7 @@ Napi::Function BackboneWrap::Define(Napi::Env env) {
                          InstanceMethod<&BackboneWrap::SetTraining>("setTraining"),
                          InstanceMethod<&BackboneWrap::IsTraining>("isTraining"),
                          InstanceMethod<&BackboneWrap::Features>("features"),
+                         InstanceMethod<&BackboneWrap::OptimizeForInference>("optimizeForInference"),
                      });
 }
 
@@ -57,6 +58,17 @@ Napi::Value BackboneWrap::Freeze(const Napi::CallbackInfo& info) {
       info.Env(),
       [backbone] {
         backbone->Freeze();
+        return Unit{};
+      },
+      Undefined);
+}
+
+Napi::Value BackboneWrap::OptimizeForInference(const Napi::CallbackInfo& info) {
+  auto backbone = backbone_;
+  return Schedule<Unit>(
+      info.Env(),
+      [backbone] {
+        backbone->OptimizeForInference();
         return Unit{};
       },
       Undefined);

@@ -38,6 +38,7 @@ class BackboneWrap : public Napi::ObjectWrap<BackboneWrap> {
   Napi::Value SetTraining(const Napi::CallbackInfo& info);
   Napi::Value IsTraining(const Napi::CallbackInfo& info);
   Napi::Value Features(const Napi::CallbackInfo& info);
+  Napi::Value OptimizeForInference(const Napi::CallbackInfo& info);
 
   std::shared_ptr<Backbone> backbone_;
 };

@@ -133,9 +133,19 @@ int64_t Backbone::ParameterCount(bool trainable_only) const {
 
 int64_t Backbone::ParameterTensorCount() const { return static_cast<int64_t>(NamedParameters(false).size()); }
 
-void Backbone::SetTraining(bool training) { module_.train(training); }
+void Backbone::SetTraining(bool training) {
+  // An optimized module has no training attribute left to set, and stays in eval mode.
+  if (!optimized_for_inference_) module_.train(training);
+}
 
-bool Backbone::IsTraining() const { return module_.is_training(); }
+void Backbone::OptimizeForInference() {
+  if (optimized_for_inference_) return;
+  module_.eval();
+  module_ = torch::jit::optimize_for_inference(module_);
+  optimized_for_inference_ = true;
+}
+
+bool Backbone::IsTraining() const { return !optimized_for_inference_ && module_.is_training(); }
 
 void Backbone::SetMemoryFormat(MemoryFormat format) {
   const auto target =

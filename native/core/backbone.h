@@ -45,12 +45,19 @@ class Backbone {
 
   torch::Tensor Forward(const torch::Tensor& images);
 
+  // Eval mode, then torch::jit::optimize_for_inference: parameters folded into the graph as constants, batch
+  // norm merged into convolutions, operators fused. For inference only: afterwards the backbone has no
+  // parameters (nothing to train or save) and stays in eval mode.
+  void OptimizeForInference();
+  bool optimized_for_inference() const { return optimized_for_inference_; }
+
  private:
   std::string path_;
   torch::Device device_;
   int64_t input_size_;
   int64_t feature_dim_ = 0;
   torch::jit::Module module_;
+  bool optimized_for_inference_ = false;
 };
 
 }  // namespace stenosis

@@ -82,6 +82,13 @@ torch::Tensor Trainer::Logits(const torch::Tensor& inputs, const torch::Tensor& 
   return model_->HeadForward(inputs.to(model_->device(), torch::kFloat32), levels);
 }
 
+void Trainer::CheckNotOptimizedForInference(const char* what) const {
+  if (model_->backbone().optimized_for_inference()) {
+    throw Error("ERR_STATE", std::string("the backbone was optimized for inference, so its model cannot ") +
+                                 what + "; load the backbone again to train");
+  }
+}
+
 torch::Tensor Trainer::Loss(const torch::Tensor& logits, const torch::Tensor& labels) const {
   auto options = torch::nn::functional::CrossEntropyFuncOptions();
   if (class_weights_.defined()) options.weight(class_weights_);
@@ -97,6 +104,7 @@ double Trainer::Backward(const torch::Tensor& inputs, const torch::Tensor& level
   }
   CheckBatch(inputs, levels, labels, input);
   CheckTrainableSetUnchanged();
+  CheckNotOptimizedForInference("train");
   if (input == Input::kFeatures) {
     const int64_t trainable = model_->backbone().ParameterCount(/*trainable_only=*/true);
     if (trainable > 0) {
@@ -130,6 +138,7 @@ double Trainer::Backward(const torch::Tensor& inputs, const torch::Tensor& level
 std::string Trainer::TrialStep(const torch::Tensor& images, const torch::Tensor& levels,
                                const torch::Tensor& labels) {
   CheckBatch(images, levels, labels, Input::kImages);
+  CheckNotOptimizedForInference("train");
   const bool was_training = model_->IsTraining();
   model_->SetTraining(false);
   std::string failure;
@@ -203,6 +212,7 @@ void Trainer::SetLearningRate(double learning_rate) {
 }
 
 void Trainer::Save(const std::string& path, const std::string& metadata_json) const {
+  CheckNotOptimizedForInference("be saved");
   CheckpointContents contents;
   contents.metadata_json = metadata_json;
   contents.model = model_->StateDict();

@@ -79,6 +79,8 @@ class Trainer {
 
  private:
   void CheckTrainableSetUnchanged() const;
+  // A backbone optimized for inference has no parameters left: its model can neither train nor be saved.
+  void CheckNotOptimizedForInference(const char* what) const;
   void CheckBatch(const torch::Tensor& inputs, const torch::Tensor& levels, const torch::Tensor& labels,
                   Input input) const;
   torch::Tensor Logits(const torch::Tensor& inputs, const torch::Tensor& levels, Input input);

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { Backbone, StenosisError } from '../../lib';
-import { makeBatch, MODELS, RESNET18, runPython, sameBits, tempDir } from '../helpers';
+import { Backbone, StenosisClassifier, StenosisError, Trainer } from '../../lib';
+import { makeBatch, maxAbsDiff, MODELS, RESNET18, runPython, sameBits, tempDir } from '../helpers';
 
 async function expectCode(promise: Promise<unknown>, code: string, message: RegExp): Promise<void> {
   await expect(promise).rejects.toMatchObject({ code, message: expect.stringMatching(message) });
@@ -54,6 +54,32 @@ describe('Backbone', () => {
     await backbone.setTraining(true);
     const trainFeatures = await backbone.features(batch);
     expect(sameBits(trainFeatures, evalFeatures)).toBe(false);
+  });
+
+  test('optimizeForInference keeps the eval-mode features; its model can no longer train or be saved', async () => {
+    const batch = makeBatch(64, 3, 21);
+    const plain = await Backbone.load(RESNET18);
+    await plain.setTraining(false);
+    const expected = await plain.features(batch);
+    const optimized = await Backbone.load(RESNET18);
+    await optimized.optimizeForInference();
+    await optimized.setTraining(true);
+    expect(await optimized.isTraining()).toBe(false);
+    const largest = Math.max(...Array.from(expected, Math.abs));
+    expect(maxAbsDiff(await optimized.features(batch), expected)).toBeLessThan(1e-4 * (1 + largest));
+    expect(await optimized.parameterCount()).toBe(0);
+    const trainer = await Trainer.create(await StenosisClassifier.create({ backbone: optimized }), {
+      classWeights: [1, 2, 4],
+    });
+    await expect(trainer.trainStep(batch)).rejects.toMatchObject({
+      code: 'ERR_STATE',
+      message: expect.stringMatching(/optimized for inference, so its model cannot train/),
+    });
+    const dir = tempDir('optimized');
+    await expect(trainer.save(path.join(dir, 'never.ckpt'))).rejects.toMatchObject({ code: 'ERR_STATE' });
+    expect(fs.readdirSync(dir)).toEqual([]);
+    fs.rmSync(dir, { recursive: true, force: true });
+    expect((await trainer.evaluate(batch)).probabilities).toHaveLength(9);
   });
 
   test('a missing file, a non-TorchScript file and a wrong output shape get clear errors', async () => {

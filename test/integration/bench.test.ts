@@ -26,6 +26,7 @@ const ROWS = [
   'tfjs-cpu-conv-train',
   'tfjs-wasm-forward',
   'onnxruntime-forward',
+  'onnxruntime-forward-optimized',
   'bf16-vs-python-fp32',
   'bf16-vs-python-bf16',
   'bf16-vs-fp32-addon',
@@ -99,6 +100,7 @@ describe('node bench/run.js --tiny', () => {
     expect(js.onnx.repeats).toHaveLength(2);
     // The ONNX export reproduces the TorchScript features: the same weights on both sides of that row.
     expect(js.onnx.difference).toBeLessThan(1e-3);
+    expect(js.onnx.optimizedDifference).toBeLessThan(1e-3);
     // ResNet-18 runs in bf16 in libtorch 1.13 on both sides: all four contenders timed, none failed.
     const [precision] = report.raw.precision;
     expect(precision.failures).toEqual({});

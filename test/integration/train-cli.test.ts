@@ -239,10 +239,69 @@ describe('node bin/predict.js and StenosisPredictor', () => {
     // The library gives the same numbers for one study in memory.
     const predictor = await StenosisPredictor.load(checkpoint);
     expect(predictor.warnings).toEqual([]);
+    // The optimized backbone (batch norm folded into convolutions) gives the same probabilities.
+    const optimized = await StenosisPredictor.load(checkpoint, { optimize: true });
+    expect(optimized.warnings).toEqual([]);
     const study = rows[0].row_id.split('_')[0];
     const one = await predictor.predictStudy(path.join(data, 'train_images', study));
     expect(one.levels.map((l) => l.level)).toEqual(['L1/L2', 'L2/L3', 'L3/L4', 'L4/L5', 'L5/S1']);
     expect(one.levels[2].severe).toBeCloseTo(Number(rows[2].severe), 5);
+    const fast = await optimized.predictStudy(path.join(data, 'train_images', study));
+    for (const [i, level] of fast.levels.entries()) expect(level.severe).toBeCloseTo(one.levels[i].severe, 4);
+  });
+
+  test('--resume keeps a finished model and refuses a checkpoint written with other options', async () => {
+    const args = ['node', 'train.js', '--data', data, '--models', RESNET18, '--num_epochs', '1'].concat([
+      '--batch_size',
+      '8',
+      '--image_size',
+      '64',
+      '--output',
+      out,
+      '--resume',
+      '--json',
+    ]);
+    const run = async (extra: string[]) => {
+      let stdout = '';
+      const write = process.stdout.write.bind(process.stdout);
+      process.stdout.write = ((chunk: string) => ((stdout += chunk), true)) as typeof process.stdout.write;
+      try {
+        const code = await main(args.concat(extra));
+        return {
+          code,
+          events: stdout
+            .split('\n')
+            .filter(Boolean)
+            .map((line) => JSON.parse(line)),
+        };
+      } finally {
+        process.stdout.write = write;
+      }
+    };
+    const checkpoint = path.join(out, 'trained_models', 'resnet18_best.ckpt');
+    const before = fs.statSync(checkpoint).mtimeMs;
+    const kept = await run([]);
+    expect(kept.code).toBe(0);
+    expect(kept.events).toContainEqual(
+      expect.objectContaining({
+        event: 'warning',
+        message: expect.stringMatching(/finished in the earlier run/),
+      }),
+    );
+    expect(kept.events.some((e: { event: string }) => e.event === 'epoch')).toBe(false);
+    expect(fs.statSync(checkpoint).mtimeMs).toBe(before);
+
+    fs.copyFileSync(checkpoint, path.join(out, 'trained_models', 'resnet18_resume.ckpt'));
+    const refused = await run(['--learning_rate', '1e-3']);
+    expect(refused.code).toBe(1);
+    expect(refused.events).toContainEqual(
+      expect.objectContaining({
+        event: 'model-failed',
+        code: 'ERR_RESUME',
+        message: expect.stringMatching(/--learning-rate: 0.0001 then, 0.001 now/),
+      }),
+    );
+    fs.rmSync(path.join(out, 'trained_models', 'resnet18_resume.ckpt'));
   });
 
   test('a missing checkpoint is a clear error', async () => {
