@@ -130,18 +130,25 @@ async function tfjsHeadContender(tf, backend, { featureDim, batch }) {
   };
 }
 
+/** The tfjs ResNet-18 and head with fixed NHWC images and targets, as the conv contenders use them. */
+function tfjsResnet(tf, { size, batch }) {
+  return {
+    net: models.createResnet18(tf, 100),
+    head: models.createHead(tf, {
+      featureDim: models.RESNET18_FEATURES,
+      embedding: EMBEDDING,
+      hidden: HIDDEN,
+      seed: 2,
+    }),
+    images: tf.tensor4d(normalValues(batch * 3 * size * size, 12), [batch, size, size, 3]),
+    targets: tfjsTargets(tf, batch),
+  };
+}
+
 /** A contender that trains the whole tfjs ResNet-18 and head on fixed NHWC images (CPU backend). */
 async function tfjsConvContender(tf, backend, { size, batch }) {
   await useBackend(tf, backend);
-  const net = models.createResnet18(tf, 100);
-  const head = models.createHead(tf, {
-    featureDim: models.RESNET18_FEATURES,
-    embedding: EMBEDDING,
-    hidden: HIDDEN,
-    seed: 2,
-  });
-  const images = tf.tensor4d(normalValues(batch * 3 * size * size, 12), [batch, size, size, 3]);
-  const targets = tfjsTargets(tf, batch);
+  const { net, head, images, targets } = tfjsResnet(tf, { size, batch });
   const variables = models.trainableVariables(net).concat(models.trainableVariables(head));
   const state = { training: true, statistics: [] };
   const loss = () => {
@@ -168,15 +175,7 @@ async function tfjsConvContender(tf, backend, { size, batch }) {
 /** A contender that runs the tfjs ResNet-18 and head forward in inference mode, to class probabilities. */
 async function tfjsForwardContender(tf, backend, { size, batch }) {
   await useBackend(tf, backend);
-  const net = models.createResnet18(tf, 100);
-  const head = models.createHead(tf, {
-    featureDim: models.RESNET18_FEATURES,
-    embedding: EMBEDDING,
-    hidden: HIDDEN,
-    seed: 2,
-  });
-  const images = tf.tensor4d(normalValues(batch * 3 * size * size, 12), [batch, size, size, 3]);
-  const targets = tfjsTargets(tf, batch);
+  const { net, head, images, targets } = tfjsResnet(tf, { size, batch });
   const state = { training: false, statistics: [] };
   const forward = () => {
     const probabilities = tf.tidy(() =>

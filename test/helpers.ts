@@ -3,12 +3,26 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { ImageBatch } from '../lib';
+import type { PipelineOptions } from '../lib/data/loader';
 
 export const ROOT = path.resolve(__dirname, '..');
 export const MODELS = path.join(ROOT, 'test', '.cache', 'models');
 export const RESNET18 = path.join(MODELS, 'resnet18.pt');
 /** Debian's interpreter, which has python3-torch (the first python3 on PATH may not). */
 export const PYTHON = process.env.STENOSIS_PYTHON ?? '/usr/bin/python3';
+
+/** The small pipeline of the fit() tests: 48 px, 60 mm crops, ImageNet normalization; augmented or not. */
+export function smallPipeline(augment: boolean): PipelineOptions {
+  return {
+    size: 48,
+    crop: { size: 60, unit: 'mm' },
+    scaling: 'minmax',
+    mean: [0.485, 0.456, 0.406],
+    std: [0.229, 0.224, 0.225],
+    flipProbability: augment ? 0.5 : 0,
+    rotationDegrees: augment ? 10 : 0,
+  };
+}
 
 export function tempDir(prefix: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `stenosis-${prefix}-`));

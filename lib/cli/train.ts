@@ -366,7 +366,7 @@ async function trainModel(
   const unfrozen = options.freezeBackbone
     ? await backbone.unfreezeLast(options.unfreezeLastN)
     : await backbone.unfreezeLast(Number.MAX_SAFE_INTEGER);
-  const build = async (precision: Precision) => {
+  const build = async (precision: Precision, fp32Evaluation = false) => {
     const classifier = await StenosisClassifier.create({
       backbone,
       levelEmbedding: new LevelEmbedding({ dimension: options.levelEmbeddings }),
@@ -374,6 +374,7 @@ async function trainModel(
       seed: options.seed,
       frozenBackboneEval: options.frozenBackboneEval,
       precision,
+      fp32Evaluation,
       memoryFormat: options.channelsLast && backbone.metadata.convolutional ? 'channels_last' : 'contiguous',
     });
     const trainer = await Trainer.create(classifier, {
@@ -387,8 +388,9 @@ async function trainModel(
   };
   let { classifier, trainer } = await build(options.precision);
   if (options.precision !== 'fp32') {
-    // A trial step before training: some backbones fail under bf16 in libtorch 1.13 (e.g. ViT-B/16's attention),
-    // which must not surface as a crash in the middle of an epoch.
+    // Before training, a trial step (train mode, leaving no trace) and an evaluation (eval mode, no autograd):
+    // some backbones fail under bf16 in libtorch 1.13 in one of them only, which must not surface as a crash
+    // in the middle of an epoch.
     const size = backbone.inputSize;
     const trial = {
       images: new Float32Array(2 * 3 * size * size),
@@ -396,25 +398,39 @@ async function trainModel(
       levels: [0, 4],
       labels: [0, 2],
     };
-    // Both modes: TorchScript specializes graphs by grad mode, and a dtype failure may show in only one.
-    let failure = await trainer.trialStep(trial);
-    if (!failure) {
-      failure = await trainer.evaluate(trial).then(
-        () => null,
-        (error: Error) => error.message,
-      );
-    }
-    if (failure) {
-      const reason = failure
+    const lastLine = (message: string) =>
+      message
         .split('\n')
         .filter((line) => line.trim())
-        .pop();
+        .pop() ?? message;
+    const trainFailure = await trainer.trialStep(trial);
+    const evalFailure = trainFailure
+      ? null
+      : await trainer.evaluate(trial).then(
+          () => null,
+          (error: Error) => error.message,
+        );
+    if (trainFailure) {
+      const reason = lastLine(trainFailure);
       reporter.emit(
         { event: 'warning', model, message: `${options.precision} failed (${reason}); falling back to fp32` },
-        `warning: ${slug} does not run in ${options.precision} with libtorch ${versions().torch} (${reason}); ` +
+        `warning: ${slug} does not train in ${options.precision} with libtorch ${versions().torch} (${reason}); ` +
           'training in fp32 instead',
       );
       ({ classifier, trainer } = await build('fp32'));
+    } else if (evalFailure) {
+      // ViT-B/16 in libtorch 1.13: its attention takes a fast path in eval mode that fails under bf16.
+      const reason = lastLine(evalFailure);
+      reporter.emit(
+        {
+          event: 'warning',
+          model,
+          message: `${options.precision} evaluation failed (${reason}); evaluating in fp32`,
+        },
+        `warning: ${slug} does not evaluate in ${options.precision} with libtorch ${versions().torch} ` +
+          `(${reason}); training in ${options.precision}, evaluating in fp32`,
+      );
+      ({ classifier, trainer } = await build(options.precision, true));
     }
   }
   const trainable = await classifier.parameterCount(true);
@@ -428,7 +444,8 @@ async function trainModel(
     },
     `\n== ${slug}: ${backbone.metadata.architecture}, ${backbone.featureDim} features, ` +
       `input ${backbone.inputSize} px, ` +
-      `${classifier.precision}${classifier.memoryFormat === 'channels_last' ? ' channels-last' : ''}, ` +
+      `${classifier.precision}${classifier.fp32Evaluation ? ' (evaluation fp32)' : ''}` +
+      `${classifier.memoryFormat === 'channels_last' ? ' channels-last' : ''}, ` +
       `${unfrozen.length} backbone tensors unfrozen, ${trainable.toLocaleString('en-US')} trainable parameters` +
       (backbone.metadata.pretrained
         ? ''

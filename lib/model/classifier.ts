@@ -32,6 +32,11 @@ export interface StenosisClassifierOptions {
   frozenBackboneEval?: boolean;
   /** Autocast dtype of the backbone; head, loss and optimizer stay fp32. Default fp32. */
   precision?: Precision;
+  /**
+   * Evaluate (eval mode) in fp32 while training runs at `precision`: for backbones whose eval-mode path fails
+   * at that precision in the linked libtorch (ViT-B/16's attention fast path under bf16 in 1.13). Default false.
+   */
+  fp32Evaluation?: boolean;
   /** channels_last can speed up convolutional backbones. Default contiguous. */
   memoryFormat?: MemoryFormat;
   /** Seed of the head's and embedding's initial weights. Default 0. */
@@ -69,6 +74,7 @@ export class StenosisClassifier {
   readonly hiddenSizes: readonly [number, number];
   readonly frozenBackboneEval: boolean;
   readonly precision: Precision;
+  readonly fp32Evaluation: boolean;
   readonly memoryFormat: MemoryFormat;
   readonly seed: number;
 
@@ -80,6 +86,7 @@ export class StenosisClassifier {
     this.hiddenSizes = options.hiddenSizes;
     this.frozenBackboneEval = options.frozenBackboneEval;
     this.precision = options.precision;
+    this.fp32Evaluation = options.fp32Evaluation;
     this.memoryFormat = options.memoryFormat;
     this.seed = options.seed;
   }
@@ -97,6 +104,7 @@ export class StenosisClassifier {
       'hiddenSizes',
       'frozenBackboneEval',
       'precision',
+      'fp32Evaluation',
       'memoryFormat',
       'seed',
     ]);
@@ -120,6 +128,7 @@ export class StenosisClassifier {
       ],
       frozenBackboneEval: checkBoolean(options.frozenBackboneEval ?? false, 'frozenBackboneEval'),
       precision: checkOneOf(options.precision ?? 'fp32', 'precision', PRECISIONS),
+      fp32Evaluation: checkBoolean(options.fp32Evaluation ?? false, 'fp32Evaluation'),
       memoryFormat: checkOneOf(options.memoryFormat ?? 'contiguous', 'memoryFormat', MEMORY_FORMATS),
       seed: checkInteger(options.seed ?? 0, 'seed', 0),
     };
@@ -131,6 +140,7 @@ export class StenosisClassifier {
         dropout: resolved.dropout,
         frozenBackboneEval: resolved.frozenBackboneEval,
         precision: resolved.precision,
+        fp32Evaluation: resolved.fp32Evaluation,
         memoryFormat: resolved.memoryFormat,
         seed: resolved.seed,
       }),

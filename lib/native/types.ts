@@ -33,6 +33,7 @@ export interface NativeClassifierOptions {
   dropout: number;
   frozenBackboneEval: boolean;
   precision: string;
+  fp32Evaluation: boolean;
   memoryFormat: string;
   seed: number;
 }

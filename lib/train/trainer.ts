@@ -55,6 +55,7 @@ export interface CheckpointMetadata {
     dropout: number;
     frozenBackboneEval: boolean;
     precision: string;
+    fp32Evaluation?: boolean;
     memoryFormat: string;
   };
   trainer: {
@@ -286,6 +287,7 @@ export class Trainer {
         dropout: c.dropout,
         frozenBackboneEval: c.frozenBackboneEval,
         precision: c.precision,
+        fp32Evaluation: c.fp32Evaluation,
         memoryFormat: c.memoryFormat,
       },
       trainer: {

@@ -80,6 +80,7 @@ Napi::Value CreateClassifier(const Napi::CallbackInfo& info) {
   parsed.head.hidden2 = static_cast<int64_t>(OptionNumber(options, "hidden2"));
   parsed.head.dropout = OptionNumber(options, "dropout");
   parsed.frozen_backbone_eval = OptionBool(options, "frozenBackboneEval");
+  parsed.fp32_evaluation = OptionBool(options, "fp32Evaluation");
   const std::string precision = OptionString(options, "precision");
   const std::string memory_format = OptionString(options, "memoryFormat");
   const auto embedding_dim = static_cast<int64_t>(OptionNumber(options, "embeddingDim"));

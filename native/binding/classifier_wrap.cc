@@ -96,6 +96,7 @@ Napi::Value ClassifierWrap::Options(const Napi::CallbackInfo& info) {
   out.Set("hidden2", static_cast<double>(options.head.hidden2));
   out.Set("dropout", options.head.dropout);
   out.Set("frozenBackboneEval", options.frozen_backbone_eval);
+  out.Set("fp32Evaluation", options.fp32_evaluation);
   out.Set("precision", PrecisionName(options.precision));
   out.Set("memoryFormat", MemoryFormatName(options.memory_format));
   out.Set("device", model_->device().str());

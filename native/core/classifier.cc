@@ -98,7 +98,9 @@ void StenosisClassifier::SetTraining(bool training) {
 torch::Tensor StenosisClassifier::Features(const torch::Tensor& images) {
   torch::Tensor x = images.to(device(), torch::kFloat32, /*non_blocking=*/true);
   if (options_.memory_format == MemoryFormat::kChannelsLast) x = x.contiguous(at::MemoryFormat::ChannelsLast);
-  if (options_.precision == Precision::kFloat32) return backbone_->Forward(x);
+  if (options_.precision == Precision::kFloat32 || (!training_ && options_.fp32_evaluation)) {
+    return backbone_->Forward(x);
+  }
   const auto dtype = options_.precision == Precision::kBFloat16 ? at::kBFloat16 : at::kHalf;
   torch::Tensor features;
   {

@@ -39,6 +39,9 @@ struct ClassifierOptions {
   // Keep a fully frozen backbone in eval mode while training (the reference keeps it in train mode).
   bool frozen_backbone_eval = false;
   Precision precision = Precision::kFloat32;
+  // Evaluation (eval mode) in fp32 while training runs at `precision`: for backbones whose eval-mode path
+  // fails at that precision in the linked libtorch.
+  bool fp32_evaluation = false;
   MemoryFormat memory_format = MemoryFormat::kContiguous;
 };
 

@@ -1,5 +1,9 @@
 #include "core/trainer.h"
 
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <mutex>
+
 #include "core/checkpoint.h"
 #include "core/error.h"
 
@@ -139,8 +143,26 @@ std::string Trainer::TrialStep(const torch::Tensor& images, const torch::Tensor&
                                const torch::Tensor& labels) {
   CheckBatch(images, levels, labels, Input::kImages);
   CheckNotOptimizedForInference("train");
+  // Train mode, as training will run: some backbones fail at a precision in one mode only (ViT-B/16's
+  // attention takes a bf16-incompatible fast path in eval mode in libtorch 1.13). Buffers (batch-norm
+  // statistics) and the CPU generator (dropout) are restored after, so the trial leaves no trace.
   const bool was_training = model_->IsTraining();
-  model_->SetTraining(false);
+  std::vector<torch::Tensor> buffers;
+  std::vector<torch::Tensor> saved;
+  {
+    torch::NoGradGuard no_grad;
+    for (const auto& [name, buffer] : model_->NamedBuffers()) {
+      buffers.push_back(buffer);
+      saved.push_back(buffer.clone());
+    }
+  }
+  at::Generator generator = at::detail::getDefaultCPUGenerator();
+  torch::Tensor generator_state;
+  {
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    generator_state = generator.get_state();
+  }
+  model_->SetTraining(true);
   std::string failure;
   try {
     torch::Tensor loss = Loss(model_->Forward(images, levels), labels);
@@ -150,6 +172,14 @@ std::string Trainer::TrialStep(const torch::Tensor& images, const torch::Tensor&
     failure = DescribeException(e);
   }
   optimizer_->zero_grad();
+  {
+    torch::NoGradGuard no_grad;
+    for (size_t i = 0; i < buffers.size(); ++i) buffers[i].copy_(saved[i]);
+  }
+  {
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    generator.set_state(generator_state);
+  }
   model_->SetTraining(was_training);
   return failure;
 }

@@ -4,22 +4,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Backbone, FeatureCache, LevelEmbedding, StenosisClassifier, Trainer } from '../../lib';
-import { SampleCache, type PipelineOptions } from '../../lib/data/loader';
+import { SampleCache } from '../../lib/data/loader';
 import { readRsnaDataset } from '../../lib/data/rsna';
 import { splitByStudy } from '../../lib/data/splits';
 import { generateSyntheticDataset } from '../../lib/data/synthetic';
 import type { FitEvent, FitOptions } from '../../lib/train/fit';
-import { maxAbsDiff, RESNET18, tempDir } from '../helpers';
+import { maxAbsDiff, RESNET18, smallPipeline, tempDir } from '../helpers';
 
-const PIPELINE: PipelineOptions = {
-  size: 48,
-  crop: { size: 60, unit: 'mm' },
-  scaling: 'minmax',
-  mean: [0.485, 0.456, 0.406],
-  std: [0.229, 0.224, 0.225],
-  flipProbability: 0,
-  rotationDegrees: 0,
-};
+const PIPELINE = smallPipeline(false);
 
 async function makeTrainer(unfreeze: number, frozenBackboneEval: boolean): Promise<Trainer> {
   const backbone = await Backbone.load(RESNET18, { inputSize: 48 });

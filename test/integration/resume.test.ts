@@ -4,22 +4,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Backbone, LevelEmbedding, StenosisClassifier, Trainer } from '../../lib';
-import type { PipelineOptions } from '../../lib/data/loader';
 import { readRsnaDataset } from '../../lib/data/rsna';
 import { splitByStudy } from '../../lib/data/splits';
 import { generateSyntheticDataset } from '../../lib/data/synthetic';
 import type { FitEvent } from '../../lib/train/fit';
-import { RESNET18, sameBits, tempDir } from '../helpers';
+import { RESNET18, sameBits, smallPipeline, tempDir } from '../helpers';
 
-const PIPELINE: PipelineOptions = {
-  size: 48,
-  crop: { size: 60, unit: 'mm' },
-  scaling: 'minmax',
-  mean: [0.485, 0.456, 0.406],
-  std: [0.229, 0.224, 0.225],
-  flipProbability: 0.5,
-  rotationDegrees: 10,
-};
+const PIPELINE = smallPipeline(true);
 
 async function makeTrainer(seed: number, trainLabels: number[]): Promise<Trainer> {
   const backbone = await Backbone.load(RESNET18, { inputSize: 48 });

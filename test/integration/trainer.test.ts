@@ -202,6 +202,24 @@ describe('StenosisClassifier and Trainer', () => {
     });
   });
 
+  test('a trial step leaves no trace: batch-norm statistics, dropout draws and weights as before', async () => {
+    const run = async (trial: boolean) => {
+      const backbone = await Backbone.load(RESNET18);
+      await backbone.unfreezeLast(8);
+      const classifier = await StenosisClassifier.create({ backbone, dropout: 0.3, seed: 12 });
+      const trainer = await Trainer.create(classifier, { learningRate: 1e-3, classWeights: [1, 2, 4] });
+      if (trial) expect(await trainer.trialStep(batch)).toBeNull();
+      const evaluated = await trainer.evaluate(batch);
+      const losses = [await trainer.trainStep(batch), await trainer.trainStep(batch)];
+      return { probabilities: evaluated.probabilities, losses, steps: await trainer.steps() };
+    };
+    const plain = await run(false);
+    const tried = await run(true);
+    expect(sameBits(tried.probabilities, plain.probabilities)).toBe(true);
+    expect(tried.losses).toEqual(plain.losses);
+    expect(tried.steps).toBe(2);
+  });
+
   test('lossScale scales the gradients of a backward pass (gradient accumulation)', async () => {
     const { trainer } = await buildTrainer(10);
     await trainer.backward(batch);

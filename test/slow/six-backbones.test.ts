@@ -7,7 +7,7 @@ import path from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { Backbone, StenosisClassifier, Trainer } from '../../lib';
 import { generateSyntheticDataset } from '../../lib/data/synthetic';
-import { makeBatch, ROOT, tempDir } from '../helpers';
+import { makeBatch, maxAbs, maxAbsDiff, ROOT, tempDir } from '../helpers';
 
 const EXPECTED: Record<string, number> = {
   resnet152: 2048,
@@ -68,11 +68,13 @@ describe.each(Object.entries(EXPECTED))('%s', (name, featureDim) => {
     try {
       features = await bf16.features(batch);
     } catch (error) {
-      // The TorchScript executor specializes graphs by grad mode, so a dtype failure can show only here.
+      // Training runs in bf16, evaluation does not (ViT-B/16 in libtorch 1.13: its attention takes a fast path
+      // in eval mode that fails under bf16): the CLI then evaluates in fp32, which matches fp32 exactly.
       expect((error as Error).message).toMatch(/BFloat16|scalar type/);
-      process.stdout.write(
-        `${name}: bf16 features fail without autograd; training would fall back to fp32\n`,
-      );
+      const mixed = await StenosisClassifier.create({ backbone, precision: 'bf16', fp32Evaluation: true });
+      await mixed.setTraining(false);
+      expect(maxAbsDiff(await mixed.features(batch), reference)).toBeLessThan(1e-5 * (1 + maxAbs(reference)));
+      process.stdout.write(`${name}: bf16 trains, evaluation in bf16 fails: evaluated in fp32\n`);
       return;
     }
     let num = 0;
