@@ -96,7 +96,10 @@ void StenosisClassifier::SetTraining(bool training) {
 }
 
 torch::Tensor StenosisClassifier::Features(const torch::Tensor& images) {
-  torch::Tensor x = images.to(device(), torch::kFloat32, /*non_blocking=*/true);
+  // On a GPU the batch goes through pinned memory, so the copy runs asynchronously and does not stall the
+  // step.
+  const bool pin = device().is_cuda() && images.device().is_cpu();
+  torch::Tensor x = (pin ? images.pin_memory() : images).to(device(), torch::kFloat32, /*non_blocking=*/true);
   if (options_.memory_format == MemoryFormat::kChannelsLast) x = x.contiguous(at::MemoryFormat::ChannelsLast);
   if (options_.precision == Precision::kFloat32 || (!training_ && options_.fp32_evaluation)) {
     return backbone_->Forward(x);
