@@ -93,38 +93,53 @@ describe.each(Object.entries(EXPECTED))('%s', (name, featureDim) => {
 
 // The main job as a user runs it, with all six backbones on a tiny dataset: one epoch each, every model ends
 // with test metrics in the summary, and none fails.
-test('node bin/train.js trains and evaluates each of the six backbones on a tiny dataset', async () => {
-  const dir = tempDir('six-cli');
-  await generateSyntheticDataset(path.join(dir, 'data'), { studies: 8, seed: 3, imageSize: 256 });
-  const names = Object.keys(EXPECTED);
-  const output = execFileSync(
-    process.execPath,
-    [
-      path.join(ROOT, 'bin', 'train.js'),
-      ...['--data', path.join(dir, 'data'), '--output', path.join(dir, 'out')],
-      ...['--models', ...names, '--models-dir', MODELS],
-      // Eight studies may lack a class in training: weights given, not computed from the labels.
-      ...['--num_epochs', '1', '--batch_size', '8', '--crop-mm', '60', '--class-weights', '1,2,4', '--json'],
-    ],
-    { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
-  );
-  const events = output
-    .split('\n')
-    .filter(Boolean)
-    .map((line) => JSON.parse(line) as { event: string; model?: string; featureDim?: number });
-  expect(events.filter((e) => e.event === 'model-failed')).toEqual([]);
-  expect(events.filter((e) => e.event === 'model-end').map((e) => e.model)).toEqual(names);
-  expect(events.filter((e) => e.event === 'model-start').map((e) => e.featureDim)).toEqual(
-    Object.values(EXPECTED),
-  );
-  const summary = parse(fs.readFileSync(path.join(dir, 'out', 'results', 'summary.csv'), 'utf8'), {
-    columns: true,
-  }) as Record<string, string>[];
-  for (const name of names) {
-    const test = summary.find((row) => row.model === name && row.split === 'test');
-    expect(test?.status).toBe('ok');
-    expect(Number(test?.macro_f1)).toBeGreaterThanOrEqual(0);
-    expect(fs.existsSync(path.join(dir, 'out', 'trained_models', `${name}_best.ckpt`))).toBe(true);
-  }
-  fs.rmSync(dir, { recursive: true, force: true });
-});
+test(
+  'node bin/train.js trains and evaluates each of the six backbones on a tiny dataset',
+  async () => {
+    const dir = tempDir('six-cli');
+    await generateSyntheticDataset(path.join(dir, 'data'), { studies: 8, seed: 3, imageSize: 256 });
+    const names = Object.keys(EXPECTED);
+    const output = execFileSync(
+      process.execPath,
+      [
+        path.join(ROOT, 'bin', 'train.js'),
+        ...['--data', path.join(dir, 'data'), '--output', path.join(dir, 'out')],
+        ...['--models', ...names, '--models-dir', MODELS],
+        // Eight studies may lack a class in training: weights given, not computed from the labels.
+        ...[
+          '--num_epochs',
+          '1',
+          '--batch_size',
+          '8',
+          '--crop-mm',
+          '60',
+          '--class-weights',
+          '1,2,4',
+          '--json',
+        ],
+      ],
+      { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
+    );
+    const events = output
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as { event: string; model?: string; featureDim?: number });
+    expect(events.filter((e) => e.event === 'model-failed')).toEqual([]);
+    expect(events.filter((e) => e.event === 'model-end').map((e) => e.model)).toEqual(names);
+    expect(events.filter((e) => e.event === 'model-start').map((e) => e.featureDim)).toEqual(
+      Object.values(EXPECTED),
+    );
+    const summary = parse(fs.readFileSync(path.join(dir, 'out', 'results', 'summary.csv'), 'utf8'), {
+      columns: true,
+    }) as Record<string, string>[];
+    for (const name of names) {
+      const test = summary.find((row) => row.model === name && row.split === 'test');
+      expect(test?.status).toBe('ok');
+      expect(Number(test?.macro_f1)).toBeGreaterThanOrEqual(0);
+      expect(fs.existsSync(path.join(dir, 'out', 'trained_models', `${name}_best.ckpt`))).toBe(true);
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+    // Six full-size models at 224 px: about 4 minutes on two idle cores, 10 or more when they are shared.
+  },
+  40 * 60_000,
+);
