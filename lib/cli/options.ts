@@ -67,6 +67,13 @@ export function parseClassWeights(value: string): [number, number, number] {
   return weights as [number, number, number];
 }
 
+/** cpu, cuda or cuda:N (whether that device exists is checked when the run starts). */
+export function parseDevice(value: string): string {
+  if (!/^(cpu|cuda|cuda:\d+)$/.test(value))
+    throw new InvalidArgumentError(`expected cpu, cuda or cuda:N, got '${value}'`);
+  return value;
+}
+
 /** A flag that takes one of a fixed set of values, with its default. */
 export function choiceOption(
   flags: string,

@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import { writeFileAtomic } from '../data/atomic';
 import { StenosisPredictor, submissionCsv } from '../predict/predictor';
 import { setNumThreads } from '../runtime';
-import { parseArgv, parsePositiveInt, printError } from './options';
+import { parseArgv, parseDevice, parsePositiveInt, printError } from './options';
 
 export function buildCommand(): Command {
   return new Command('predict.js')
@@ -19,7 +19,7 @@ export function buildCommand(): Command {
     .requiredOption('--data <dir>', 'dataset folder with test_images/<study>/<series>/<instance>.dcm')
     .option('--output <file>', 'submission CSV to write', 'submission.csv')
     .option('--backbone <file>', 'backbone TorchScript file (default: the one recorded in the checkpoint)')
-    .option('--device <device>', 'cpu, cuda or cuda:N', 'cpu')
+    .option('--device <device>', 'cpu, cuda or cuda:N', parseDevice, 'cpu')
     .option('--threads <n>', 'libtorch threads (default: all cores)', parsePositiveInt)
     .option('--batch-size <n>', 'images per forward pass', parsePositiveInt, 16)
     .option(

@@ -8,7 +8,7 @@ import { LevelEmbedding } from '../model/level-embedding';
 import { StenosisClassifier, type Precision } from '../model/classifier';
 import { LEVELS, SEVERITIES } from '../model/levels';
 import { loadAddon, packageRoot } from '../native/loader';
-import { setNumThreads, getNumThreads, versions } from '../runtime';
+import { checkDevice, setNumThreads, getNumThreads, versions } from '../runtime';
 import { Trainer } from '../train/trainer';
 import { writeFileAtomic } from '../data/atomic';
 import type { PipelineOptions } from '../data/loader';
@@ -26,6 +26,7 @@ import {
   numberInRange,
   parseArgv,
   parseClassWeights,
+  parseDevice,
   parseBoolean,
   parseNonNegativeInt,
   parseNonNegativeNumber,
@@ -691,7 +692,7 @@ export function buildCommand(): Command {
     )
     .option('--dropout <p>', 'dropout of the head, in [0, 1)', numberInRange(0, 1, true), 0.1)
     .option('--output <dir>', 'output folder', 'outputs')
-    .option('--device <device>', 'cpu, cuda or cuda:N', 'cpu')
+    .option('--device <device>', 'cpu, cuda or cuda:N', parseDevice, 'cpu')
     .option('--threads <n>', 'libtorch threads (default: all cores)', parsePositiveInt)
     .option(
       '--seed <n>',
@@ -798,6 +799,14 @@ export async function main(argv: readonly string[]): Promise<number> {
   const log = (line: string) => reporter.emit({ event: 'warning', model: '', message: line }, line);
   try {
     if (options.threads) setNumThreads(options.threads);
+    // Checked before anything is read or written: a run refused here leaves the output folder as it was.
+    checkDevice(options.device, '--device');
+    if (options.resume) {
+      for (const model of options.models) {
+        const checkpoint = path.join(options.output, 'trained_models', `${modelSlug(model)}_resume.ckpt`);
+        if (fs.existsSync(checkpoint)) await checkSameOptions(checkpoint, options);
+      }
+    }
     reporter.emit(
       { event: 'start', preset, options: { ...options }, torch: versions().torch, threads: getNumThreads() },
       (preset

@@ -366,6 +366,7 @@ export async function fit(trainer: Trainer, options: FitOptions): Promise<FitRes
           torchRng,
           lossSum,
           seen,
+          trainConfusion: trainConfusion.map((row) => [...row]),
         };
         await trainer.save(resumePath, checkpointMetadata(epoch, { resume }));
         emit({ type: 'interrupted', epoch, step, path: resumePath });

@@ -292,15 +292,25 @@ describe('node bin/predict.js and StenosisPredictor', () => {
     expect(fs.statSync(checkpoint).mtimeMs).toBe(before);
 
     fs.copyFileSync(checkpoint, path.join(out, 'trained_models', 'resnet18_resume.ckpt'));
-    const refused = await run(['--learning_rate', '1e-3']);
+    const summary = path.join(out, 'results', 'summary.csv');
+    const summaryBefore = fs.readFileSync(summary, 'utf8');
+    let stderr = '';
+    const writeError = process.stderr.write.bind(process.stderr);
+    process.stderr.write = ((chunk: string) => ((stderr += chunk), true)) as typeof process.stderr.write;
+    let refused: Awaited<ReturnType<typeof run>>;
+    try {
+      refused = await run(['--learning_rate', '1e-3']);
+    } finally {
+      process.stderr.write = writeError;
+    }
+    // Refused before anything is read or written.
     expect(refused.code).toBe(1);
-    expect(refused.events).toContainEqual(
-      expect.objectContaining({
-        event: 'model-failed',
-        code: 'ERR_RESUME',
-        message: expect.stringMatching(/--learning-rate: 0.0001 then, 0.001 now/),
-      }),
+    expect(refused.events.filter((e: { event: string }) => e.event !== 'start')).toEqual([]);
+    expect(stderr).toMatch(
+      /other options; give the same ones with --resume \(--learning-rate: 0.0001 then, 0.001 now\)/,
     );
+    expect(stderr).toMatch(/\(ERR_RESUME\)/);
+    expect(fs.readFileSync(summary, 'utf8')).toBe(summaryBefore);
     fs.rmSync(path.join(out, 'trained_models', 'resnet18_resume.ckpt'));
   });
 
