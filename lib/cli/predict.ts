@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
 import { writeFileAtomic } from '../data/atomic';
@@ -44,6 +45,11 @@ export async function main(argv: readonly string[]): Promise<number> {
     batchSize: number;
     optimize: boolean;
   };
+  const output = path.resolve(options.output);
+  if (fs.statSync(output, { throwIfNoEntry: false })?.isDirectory()) {
+    process.stderr.write(`error: --output ${output} is a folder; give the submission CSV's file name\n`);
+    return 2;
+  }
   try {
     if (options.threads) setNumThreads(options.threads);
     const predictor = await StenosisPredictor.load(options.checkpoint, {
@@ -54,7 +60,6 @@ export async function main(argv: readonly string[]): Promise<number> {
     });
     for (const warning of predictor.warnings) process.stderr.write(`warning: ${warning}\n`);
     const predictions = await predictor.predictDataset(options.data);
-    const output = path.resolve(options.output);
     writeFileAtomic(output, submissionCsv(predictions));
     process.stdout.write(
       `${predictions.length} studies, ${predictions.length * 5} rows written to ${output}\n`,

@@ -96,6 +96,8 @@ export interface TrainOptions {
 export type TrainEvent =
   | { event: 'start'; preset: boolean; options: Record<string, unknown>; torch: string; threads: number }
   | { event: 'dataset'; source: string; samples: number; studies: number; problems: Record<string, number> }
+  /** Test macro F1 of the majority-class and stratified-random baselines. */
+  | { event: 'baselines'; samples: number; majority: number; stratified: number }
   | { event: 'split'; train: number; val: number; test: number }
   | {
       event: 'model-start';
@@ -913,7 +915,12 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     const base = baselines(splits.train, splits.test, options.seed);
     reporter.emit(
-      { event: 'dataset', source: 'baselines', samples: splits.test.length, studies: 0, problems: {} },
+      {
+        event: 'baselines',
+        samples: splits.test.length,
+        majority: base.majority.macro.f1,
+        stratified: base.stratified.macro.f1,
+      },
       `baselines on test: majority class macro F1 ${base.majority.macro.f1.toFixed(3)}, ` +
         `stratified random macro F1 ${base.stratified.macro.f1.toFixed(3)}`,
     );

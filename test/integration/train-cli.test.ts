@@ -333,5 +333,16 @@ describe('node bin/predict.js and StenosisPredictor', () => {
       process.stderr.write = write;
     }
     expect(stderr).toMatch(/checkpoint .*nope\.ckpt does not exist \(ERR_CHECKPOINT\)/);
+    stderr = '';
+    process.stderr.write = ((chunk: string) => ((stderr += chunk), true)) as typeof process.stderr.write;
+    try {
+      const args = ['node', 'predict.js', '--checkpoint', path.join(dir, 'nope.ckpt'), '--data', data];
+      expect(await predictMain(args.concat(['--output', dir]))).toBe(2);
+      expect(await predictMain(args.concat(['--device', 'gpu']))).toBe(1);
+    } finally {
+      process.stderr.write = write;
+    }
+    expect(stderr).toMatch(/--output .* is a folder; give the submission CSV's file name/);
+    expect(stderr).toMatch(/--device <device>' argument 'gpu' is invalid\. expected cpu, cuda or cuda:N/);
   });
 });
