@@ -309,28 +309,24 @@ async function checkSameOptions(checkpoint: string, options: TrainOptions): Prom
 }
 
 /**
- * With --resume, what to do with one model: continue its interrupted run (after checking that the options that
- * shape the run are those it was started with), keep the results of a run that already finished, or start.
+ * With --resume, what to do with one model: continue its interrupted run, keep the results of a run that
+ * already finished, or start; with the checkpoint whose options the run must match (checked in main before
+ * anything is written).
  */
-async function resumePlan(
+function resumeSource(
   slug: string,
   options: TrainOptions,
-): Promise<{ kind: 'resume' | 'start' } | { kind: 'finished'; val: Metrics; test: Metrics }> {
+): { kind: 'resume' | 'finished'; checkpoint: string } | { kind: 'start' } {
   const models = path.join(options.output, 'trained_models');
-  const checkpoint = path.join(models, `${slug}_resume.ckpt`);
-  if (fs.existsSync(checkpoint)) {
-    await checkSameOptions(checkpoint, options);
-    return { kind: 'resume' };
-  }
-  const results = path.join(options.output, 'results');
-  const read = (split: string) => path.join(results, `${slug}_${split}_metrics.json`);
+  const resume = path.join(models, `${slug}_resume.ckpt`);
+  if (fs.existsSync(resume)) return { kind: 'resume', checkpoint: resume };
   const best = path.join(models, `${slug}_best.ckpt`);
-  if (fs.existsSync(read('val')) && fs.existsSync(read('test')) && fs.existsSync(best)) {
-    await checkSameOptions(best, options);
-    const load = (split: string) => JSON.parse(fs.readFileSync(read(split), 'utf8')) as Metrics;
-    return { kind: 'finished', val: load('val'), test: load('test') };
-  }
-  return { kind: 'start' };
+  const finished = ['val', 'test'].every((split) => fs.existsSync(metricsFile(slug, split, options)));
+  return finished && fs.existsSync(best) ? { kind: 'finished', checkpoint: best } : { kind: 'start' };
+}
+
+function metricsFile(slug: string, split: string, options: TrainOptions): string {
+  return path.join(options.output, 'results', `${slug}_${split}_metrics.json`);
 }
 
 async function trainModel(
@@ -343,13 +339,15 @@ async function trainModel(
   const started = Date.now();
   const slug = modelSlug(model);
   if (options.resume) {
-    const plan = await resumePlan(slug, options);
+    const plan = resumeSource(slug, options);
     if (plan.kind === 'finished') {
+      const load = (split: string) =>
+        JSON.parse(fs.readFileSync(metricsFile(slug, split, options), 'utf8')) as Metrics;
       reporter.emit(
         { event: 'warning', model, message: `${slug} finished in the earlier run; its results are kept` },
         `\n== ${slug}: finished in the earlier run; its results in ${path.join(options.output, 'results')} are kept`,
       );
-      return { val: plan.val, test: plan.test };
+      return { val: load('val'), test: load('test') };
     }
     if (plan.kind === 'start') {
       reporter.emit(
@@ -566,7 +564,7 @@ async function trainModel(
     );
     const bootstrap = bootstrapOverStudies(evaluated.probabilities, labels, studies, { seed: options.seed });
     writeFileAtomic(
-      path.join(resultsOut, `${slug}_${split}_metrics.json`),
+      metricsFile(slug, split, options),
       JSON.stringify(
         {
           model,
@@ -805,8 +803,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     checkDevice(options.device, '--device');
     if (options.resume) {
       for (const model of options.models) {
-        const checkpoint = path.join(options.output, 'trained_models', `${modelSlug(model)}_resume.ckpt`);
-        if (fs.existsSync(checkpoint)) await checkSameOptions(checkpoint, options);
+        const source = resumeSource(modelSlug(model), options);
+        if (source.kind !== 'start') await checkSameOptions(source.checkpoint, options);
       }
     }
     reporter.emit(
