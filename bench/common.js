@@ -131,6 +131,17 @@ function stepServerArgs(config, file, spec, precision = 'fp32') {
     .concat(['--precision', precision]);
 }
 
+/** A training batch of standard-normal images at a backbone's size, levels 0..4 and labels 0..2 in turn. */
+function imageBatch(spec, seed) {
+  const { batch: n, size } = spec;
+  return {
+    images: normalValues(n * 3 * size * size, seed),
+    shape: [n, 3, size, size],
+    levels: Int32Array.from({ length: n }, (_, i) => i % 5),
+    labels: Int32Array.from({ length: n }, (_, i) => i % 3),
+  };
+}
+
 // Child processes still running, stopped when the benchmark ends early.
 const children = new Set();
 
@@ -199,6 +210,7 @@ class JsonProcess {
 }
 
 module.exports = {
+  imageBatch,
   children,
   JsonProcess,
   stepServerArgs,

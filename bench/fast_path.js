@@ -19,23 +19,13 @@ const {
   elapsedSeconds,
   rotate,
   ensureBackbone,
-  normalValues,
+  imageBatch,
   stepServerArgs,
   threadCount,
 } = require('./common');
 
 // The goals for the addon's bf16 step against Python's fp32 step, measured at 224 px, batch 32.
 const BF16_GOALS = { resnet152: 2.5, vit: 3 };
-
-function imageBatch(spec, seed) {
-  const { batch: n, size } = spec;
-  return {
-    images: normalValues(n * 3 * size * size, seed),
-    shape: [n, 3, size, size],
-    levels: Int32Array.from({ length: n }, (_, i) => i % 5),
-    labels: Int32Array.from({ length: n }, (_, i) => i % 3),
-  };
-}
 
 async function stepSeconds(trainer, batch) {
   const start = process.hrtime.bigint();

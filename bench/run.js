@@ -30,7 +30,6 @@ const {
   elapsedSeconds,
   rotate,
   ensureBackbone,
-  normalValues,
   delayWindow,
   fmt,
   plural,
@@ -39,6 +38,7 @@ const {
   JsonProcess,
   stepServerArgs,
   CLASS_WEIGHTS,
+  imageBatch,
 } = require('./common');
 const { benchJsBackends, jsBackendRows } = require('./js_backends');
 const { benchPrecision, benchFeatureCache, fastPathRows } = require('./fast_path');
@@ -362,12 +362,7 @@ async function benchTraining(config, library, spec, tool) {
       classWeights: CLASS_WEIGHTS,
     });
     const { batch: n, size } = spec;
-    const batch = {
-      images: normalValues(n * 3 * size * size, 1),
-      shape: [n, 3, size, size],
-      levels: Int32Array.from({ length: n }, (_, i) => i % 5),
-      labels: Int32Array.from({ length: n }, (_, i) => i % 3),
-    };
+    const batch = imageBatch(spec, 1);
     await addonSteps(trainer, batch, config.warmup);
 
     const toolArgs = ['bench', '--backbone', file, '--batch', String(n), '--size', String(size)]
