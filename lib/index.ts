@@ -20,7 +20,16 @@ export type { FeatureBatch, ImageBatch } from './model/tensors';
 export { Trainer } from './train/trainer';
 export type { TrainerOptions, EvalResult, CheckpointMetadata } from './train/trainer';
 export { classWeightsFromLabels } from './train/class-weights';
-export { setNumThreads, getNumThreads, cudaDeviceCount, versions, defaultNumThreads } from './runtime';
+export {
+  setNumThreads,
+  getNumThreads,
+  cudaDeviceCount,
+  versions,
+  defaultNumThreads,
+  cpuCacheStats,
+  setCpuCacheLimit,
+} from './runtime';
+export type { CpuCacheStats } from './native/types';
 export type { DeviceSpec } from './runtime';
 export { readDicom, readDicomHeader, decodeDicom, orderInstances } from './data/dicom';
 export type { DicomImage, DicomHeader } from './data/dicom';

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { checkInteger, StenosisError } from './errors';
 import { loadAddon, packageRoot } from './native/loader';
+import type { CpuCacheStats } from './native/types';
 
 /** Versions of the linked libtorch and of the checkpoint format this build writes. */
 export function versions(): { torch: string; cudaBuild: boolean; checkpointFormat: number; package: string } {
@@ -33,6 +34,25 @@ export function getNumThreads(): number {
 /** Number of CUDA devices the linked libtorch sees (0 on a CPU build). */
 export function cudaDeviceCount(): number {
   return loadAddon().cudaDeviceCount();
+}
+
+/**
+ * The caching CPU allocator: libtorch tensors of at least 1 MiB are kept when freed and reused by the next
+ * allocation of about their size, so a training step does not fault its activations in from the kernel again at
+ * every step. Its limit starts at STENOSIS_CPU_CACHE_MB (MiB; 0 turns it off) or a quarter of physical memory,
+ * at most 8 GiB.
+ */
+export function cpuCacheStats(): CpuCacheStats {
+  return loadAddon().cpuCacheStats();
+}
+
+/**
+ * Sets the most free bytes the caching CPU allocator keeps; a lower limit returns free blocks to the system at
+ * once, and 0 returns all and keeps none.
+ * @throws StenosisError ERR_INVALID_ARG when bytes is not an integer >= 0.
+ */
+export function setCpuCacheLimit(bytes: number): void {
+  loadAddon().setCpuCacheLimit(checkInteger(bytes, 'bytes', 0));
 }
 
 /** Whether setNumThreads has been called (the CLI prints the default otherwise). */

@@ -29,6 +29,10 @@ export function addonPath(): string {
 }
 
 function loadFailure(file: string, cause: unknown): StenosisError {
+  // The addon loaded but refused its settings (e.g. a malformed STENOSIS_CPU_CACHE_MB): its own error says why.
+  if (cause instanceof Error && (cause as { code?: unknown }).code === 'ERR_INVALID_ARG') {
+    return new StenosisError('ERR_INVALID_ARG', cause.message);
+  }
   const reason = cause instanceof Error ? cause.message : String(cause);
   const lines = [`The ${PACKAGE_NAME} native addon could not be loaded from ${file}.`];
   if (!fs.existsSync(file)) {

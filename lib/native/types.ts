@@ -137,5 +137,21 @@ export interface NativeAddon {
   setNumThreads(threads: number): void;
   getNumThreads(): number;
   cudaDeviceCount(): number;
+  cpuCacheStats(): CpuCacheStats;
+  setCpuCacheLimit(bytes: number): void;
   versions: { torch: string; cudaBuild: boolean; checkpointFormat: number };
+}
+
+/** The caching CPU allocator's state (native/core/cpu_cache.h). */
+export interface CpuCacheStats {
+  /** Whether it is libtorch's CPU allocator in this process (it is from the addon's load on). */
+  installed: boolean;
+  /** Most free bytes it keeps for reuse; 0 keeps none. */
+  limitBytes: number;
+  /** Free bytes it keeps now, and in how many blocks. */
+  cachedBytes: number;
+  blocks: number;
+  /** Allocations of at least 1 MiB served from kept blocks, and those that went to the system. */
+  hits: number;
+  misses: number;
 }

@@ -11,6 +11,7 @@
 #include "binding/preprocess_binding.h"
 #include "binding/wrappers.h"
 #include "core/checkpoint.h"
+#include "core/cpu_cache.h"
 #include "core/device.h"
 
 namespace stenosis::binding {
@@ -141,6 +142,25 @@ Napi::Value GetNumThreads(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), Engine::Instance().NumThreads());
 }
 
+// The caching CPU allocator's limit and counters (core/cpu_cache.h).
+Napi::Value CpuCacheStatsJs(const Napi::CallbackInfo& info) {
+  const CpuCacheStats stats = GetCpuCacheStats();
+  Napi::Object result = Napi::Object::New(info.Env());
+  result.Set("installed", stats.installed);
+  result.Set("limitBytes", static_cast<double>(stats.limit_bytes));
+  result.Set("cachedBytes", static_cast<double>(stats.cached_bytes));
+  result.Set("blocks", static_cast<double>(stats.blocks));
+  result.Set("hits", static_cast<double>(stats.hits));
+  result.Set("misses", static_cast<double>(stats.misses));
+  return result;
+}
+
+Napi::Value SetCpuCacheLimitJs(const Napi::CallbackInfo& info) {
+  const double bytes = NumberArg(info, 0, "bytes");
+  SetCpuCacheLimit(static_cast<size_t>(bytes));
+  return info.Env().Undefined();
+}
+
 Napi::Value CudaDeviceCountJs(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), OnEngine<int>([] { return CudaAvailable() ? CudaDeviceCount() : 0; }));
 }
@@ -204,6 +224,11 @@ Napi::Value ExitNow(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  try {
+    InstallCpuCache();
+  } catch (const Error& e) {
+    throw MakeError(env, e.code(), e.what());
+  }
   auto* data = new AddonData();
   data->backbone = Napi::Persistent(BackboneWrap::Define(env));
   data->classifier = Napi::Persistent(ClassifierWrap::Define(env));
@@ -216,6 +241,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads));
   exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads));
   exports.Set("cudaDeviceCount", Napi::Function::New(env, CudaDeviceCountJs));
+  exports.Set("cpuCacheStats", Napi::Function::New(env, CpuCacheStatsJs));
+  exports.Set("setCpuCacheLimit", Napi::Function::New(env, SetCpuCacheLimitJs));
   exports.Set("readCheckpointMetadata", Napi::Function::New(env, ReadCheckpointMetadata));
   exports.Set("getRngState", Napi::Function::New(env, GetRngState));
   exports.Set("setRngState", Napi::Function::New(env, SetRngState));

@@ -5,7 +5,8 @@
 //   stenosis-tool bench --backbone resnet152.pt [--batch 32] [--steps 10] [--warmup 2] [--unfreeze 32]
 //                       [--precision fp32|bf16] [--memory-format contiguous|channels_last] [--size 224]
 //
-// bench prints one JSON line: images per second of full train steps (median over steps after warm-up).
+// bench prints one JSON line: images per second of full train steps (median over steps after warm-up), and
+// the caching CPU allocator's counters (core/cpu_cache.h; STENOSIS_CPU_CACHE_MB=0 turns it off).
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -17,6 +18,7 @@
 
 #include "core/backbone.h"
 #include "core/classifier.h"
+#include "core/cpu_cache.h"
 #include "core/engine.h"
 #include "core/error.h"
 #include "core/trainer.h"
@@ -66,6 +68,7 @@ int Run(const Args& args) {
   if (backbone_path.empty()) throw stenosis::Error("ERR_USAGE", "--backbone FILE.pt is required");
   const int64_t threads = args.GetInt("threads", stenosis::DefaultNumThreads());
   at::set_num_threads(static_cast<int>(threads));
+  stenosis::InstallCpuCache();
   torch::manual_seed(args.GetInt("seed", 0));
 
   const torch::Device device = stenosis::ParseDevice(args.Get("device", "cpu"));
@@ -99,16 +102,20 @@ int Run(const Args& args) {
       std::printf("step %lld loss %.6f (%.3f s)\n", static_cast<long long>(i + 1), loss, elapsed.count());
   }
   const double median = Median(seconds);
+  const stenosis::CpuCacheStats cache = stenosis::GetCpuCacheStats();
   std::printf(
       "{\"tool\":\"stenosis-tool\",\"command\":\"%s\",\"backbone\":\"%s\",\"device\":\"%s\",\"threads\":%lld,"
       "\"precision\":\"%s\",\"memoryFormat\":\"%s\",\"batch\":%lld,\"size\":%lld,\"steps\":%lld,"
       "\"featureDim\":%lld,\"unfrozenTensors\":%zu,\"trainableParameters\":%lld,\"medianStepSeconds\":%.6f,"
-      "\"imagesPerSecond\":%.3f,\"lastLoss\":%.6f,\"torch\":\"%s\"}\n",
+      "\"imagesPerSecond\":%.3f,\"lastLoss\":%.6f,\"cpuCacheLimitMb\":%zu,\"cpuCacheHits\":%llu,"
+      "\"cpuCacheMisses\":%llu,\"torch\":\"%s\"}\n",
       args.command.c_str(), backbone_path.c_str(), device.str().c_str(), static_cast<long long>(threads),
       args.Get("precision", "fp32").c_str(), args.Get("memory-format", "contiguous").c_str(),
       static_cast<long long>(batch), static_cast<long long>(size), static_cast<long long>(steps),
       static_cast<long long>(backbone->feature_dim()), unfrozen.size(),
-      static_cast<long long>(model->ParameterCount(true)), median, batch / median, loss, TORCH_VERSION);
+      static_cast<long long>(model->ParameterCount(true)), median, batch / median, loss,
+      cache.limit_bytes >> 20, static_cast<unsigned long long>(cache.hits),
+      static_cast<unsigned long long>(cache.misses), TORCH_VERSION);
   return 0;
 }
 
