@@ -44,6 +44,11 @@ export class SampleCache {
     return this.cache.size;
   }
 
+  /** The sample's base image as kept (16-bit, v / 65535), or undefined before its first use; do not modify it. */
+  cached(sample: Sample): Uint16Array | undefined {
+    return this.cache.get(sampleKey(sample));
+  }
+
   /** The sample's base image ([size, size] in [0, 1]); decodes and prepares it on first use. */
   async base(sample: Sample): Promise<Float32Array> {
     const key = sampleKey(sample);
@@ -139,6 +144,14 @@ export async function* batches(
   const { groups, choices } = planBatches(samples, options, batchOptions);
   const prepare = async (index: number): Promise<PreparedBatch | null> => {
     const group = groups[index];
+    // Every sample kept already (every epoch after the first): the 16-bit values go to the addon as they are.
+    const quantized = group.map((sample) => cache.cached(sample));
+    if (quantized.every((q) => q !== undefined)) {
+      return preparedBatch(
+        group,
+        await augmentBatch(quantized as Uint16Array[], options.size, choices[index], options),
+      );
+    }
     const kept: Sample[] = [];
     const bases: Float32Array[] = [];
     const keptChoices = [];
@@ -157,7 +170,9 @@ export async function* batches(
       }
     }
     if (kept.length === 0) return null;
-    const images = await augmentBatch(bases, options.size, keptChoices, options);
+    return preparedBatch(kept, await augmentBatch(bases, options.size, keptChoices, options));
+  };
+  const preparedBatch = (kept: Sample[], images: Float32Array): PreparedBatch => {
     const labels = kept.every((s) => s.label !== null)
       ? Int32Array.from(kept, (s) => s.label as number)
       : undefined;

@@ -91,17 +91,21 @@ export function drawAugmentations(
 
 /**
  * Stacks base images into a [batch, 3, size, size] normalized batch, applying each image's flip and rotation,
- * on the native data thread.
+ * on the native data thread. Bases are floats in [0, 1], or the sample cache's 16-bit values (v / 65535), which
+ * the addon converts without a JavaScript pass over them.
  */
 export async function augmentBatch(
-  bases: readonly Float32Array[],
+  bases: readonly Float32Array[] | readonly Uint16Array[],
   size: number,
   choices: readonly AugmentChoice[],
   options: Pick<AugmentOptions, 'mean' | 'std'>,
 ): Promise<Float32Array> {
   const area = size * size;
-  const stacked = new Float32Array(bases.length * area);
-  bases.forEach((base, i) => {
+  const quantized = bases.length > 0 && bases[0] instanceof Uint16Array;
+  const stacked = quantized ? new Uint16Array(bases.length * area) : new Float32Array(bases.length * area);
+  bases.forEach((base: Float32Array | Uint16Array, i: number) => {
+    if (base instanceof Uint16Array !== quantized)
+      throw new TypeError('bases must be all Float32Array or all Uint16Array');
     if (base.length !== area)
       throw new RangeError(`base image ${i} has ${base.length} values, expected ${area}`);
     stacked.set(base, i * area);

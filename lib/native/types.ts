@@ -124,7 +124,7 @@ export interface NativeAddon {
     options: NativeBaseOptions,
   ): Promise<Float32Array>;
   augmentBatch(
-    bases: Float32Array,
+    bases: Float32Array | Uint16Array,
     batch: number,
     size: number,
     flips: Uint8Array,

@@ -58,6 +58,24 @@ Napi::Float32Array ToFloat32Array(Napi::Env env, const torch::Tensor& tensor) {
   return array;
 }
 
+Napi::Float32Array ToFloat32ArrayShared(Napi::Env env, const torch::Tensor& tensor) {
+  torch::Tensor cpu = tensor.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+  if (cpu.numel() == 0) return Napi::Float32Array::New(env, 0);
+  const int64_t bytes = static_cast<int64_t>(sizeof(float) * cpu.numel());
+  auto* owner = new torch::Tensor(cpu);
+  Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(
+      env, owner->data_ptr<float>(), bytes,
+      [](Napi::Env env, void*, torch::Tensor* kept) {
+        Napi::MemoryManagement::AdjustExternalMemory(env,
+                                                     -static_cast<int64_t>(sizeof(float) * kept->numel()));
+        delete kept;
+      },
+      owner);
+  // Tells V8's collector about the memory it now keeps alive, so that dropped batches are collected promptly.
+  Napi::MemoryManagement::AdjustExternalMemory(env, bytes);
+  return Napi::Float32Array::New(env, cpu.numel(), buffer, 0);
+}
+
 Napi::Array ToShape(Napi::Env env, const torch::Tensor& tensor) {
   Napi::Array shape = Napi::Array::New(env, tensor.dim());
   for (int64_t i = 0; i < tensor.dim(); ++i)

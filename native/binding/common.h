@@ -79,6 +79,10 @@ torch::Tensor ImagesFromJs(const Napi::Value& data, const Napi::Value& shape);
 torch::Tensor IndicesFromJs(const Napi::Value& data, const char* what);
 
 Napi::Float32Array ToFloat32Array(Napi::Env env, const torch::Tensor& tensor);
+// The same values without a copy: the Float32Array views the (CPU, float, contiguous) tensor's memory and
+// keeps the tensor alive until it is collected. For large results made for JavaScript alone (an augmented
+// batch): it spares the main thread a zeroed allocation and a copy.
+Napi::Float32Array ToFloat32ArrayShared(Napi::Env env, const torch::Tensor& tensor);
 Napi::Array ToShape(Napi::Env env, const torch::Tensor& tensor);
 // [{name, shape, data}] with data copied to Float32Array (null for an undefined tensor, e.g. no gradient
 // yet).

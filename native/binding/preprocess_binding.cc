@@ -69,16 +69,38 @@ Napi::Value PrepareBaseJs(const Napi::CallbackInfo& info) {
       Engine::Data());
 }
 
-// augmentBatch(bases: Float32Array [B * S * S], batch, size, flips: Uint8Array, anglesDegrees: Float32Array,
-//              {mean, std}) -> Promise<Float32Array [B * 3 * S * S]>
+// The stacked base images as floats in [0, 1]: a Float32Array as is, a Uint16Array (the sample cache's 16-bit
+// values) as value / 65535, rounded to float as JavaScript's `q / 65535` stored in a Float32Array would be.
+torch::Tensor BasesFromJs(const Napi::Value& value, std::vector<int64_t> sizes) {
+  const bool typed = value.IsTypedArray();
+  if (typed && value.As<Napi::TypedArray>().TypedArrayType() == napi_uint16_array) {
+    Napi::Uint16Array quantized = value.As<Napi::Uint16Array>();
+    torch::Tensor tensor = torch::empty(sizes, torch::kFloat32);
+    if (tensor.numel() != static_cast<int64_t>(quantized.ElementLength())) {
+      throw MakeError(value.Env(), "ERR_INVALID_ARG", "bases must hold batch * size * size values");
+    }
+    float* out = tensor.data_ptr<float>();
+    const uint16_t* in = quantized.Data();
+    for (int64_t i = 0; i < tensor.numel(); ++i) out[i] = static_cast<float>(in[i] / 65535.0);
+    return tensor;
+  }
+  if (!typed || value.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+    throw MakeError(value.Env(), "ERR_INVALID_ARG", "bases must be a Float32Array or a Uint16Array");
+  }
+  Napi::Float32Array floats = value.As<Napi::Float32Array>();
+  if (static_cast<int64_t>(floats.ElementLength()) != sizes[0] * sizes[1] * sizes[2]) {
+    throw MakeError(value.Env(), "ERR_INVALID_ARG", "bases must hold batch * size * size values");
+  }
+  return CopyFloats(floats, sizes);
+}
+
+// augmentBatch(bases: Float32Array | Uint16Array [B * S * S], batch, size, flips: Uint8Array,
+//              anglesDegrees: Float32Array, {mean, std}) -> Promise<Float32Array [B * 3 * S * S]>
 Napi::Value AugmentBatchJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Napi::Float32Array bases = TypedFloats(info[0], "bases");
   const auto batch = static_cast<int64_t>(NumberArg(info, 1, "batch"));
   const auto size = static_cast<int64_t>(NumberArg(info, 2, "size"));
-  if (batch < 1 || size < 1 || static_cast<int64_t>(bases.ElementLength()) != batch * size * size) {
-    throw MakeError(env, "ERR_INVALID_ARG", "bases must hold batch * size * size values");
-  }
+  if (batch < 1 || size < 1) throw MakeError(env, "ERR_INVALID_ARG", "batch and size must be positive");
   if (!info[3].IsTypedArray() || info[3].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
     throw MakeError(env, "ERR_INVALID_ARG", "flips must be a Uint8Array");
   }
@@ -98,10 +120,10 @@ Napi::Value AugmentBatchJs(const Napi::CallbackInfo& info) {
     flips[i] = flip_array.Data()[i] != 0;
     angles[i] = angle_array.Data()[i];
   }
-  torch::Tensor tensor = CopyFloats(bases, {batch, size, size});
+  torch::Tensor tensor = BasesFromJs(info[0], {batch, size, size});
   return Schedule<torch::Tensor>(
       env, [tensor, flips, angles, options] { return AugmentBatch(tensor, flips, angles, options); },
-      [](Napi::Env env, torch::Tensor& out) -> Napi::Value { return ToFloat32Array(env, out); },
+      [](Napi::Env env, torch::Tensor& out) -> Napi::Value { return ToFloat32ArrayShared(env, out); },
       Engine::Data());
 }
 

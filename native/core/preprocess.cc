@@ -1,6 +1,7 @@
 #include "core/preprocess.h"
 
 #include <cmath>
+#include <vector>
 
 #include "core/error.h"
 
@@ -76,32 +77,69 @@ torch::Tensor AugmentBatch(const torch::Tensor& bases, const std::vector<bool>& 
   if (static_cast<int64_t>(flips.size()) != batch || static_cast<int64_t>(angles_degrees.size()) != batch) {
     throw Error("ERR_INVALID_ARG", "one flip and one angle per image are needed");
   }
-  torch::NoGradGuard no_grad;
-  torch::Tensor x = bases.to(torch::kFloat32).unsqueeze(1);  // [B, 1, S, S]
-  bool any_transform = false;
-  for (int64_t i = 0; i < batch; ++i) any_transform = any_transform || flips[i] || angles_degrees[i] != 0.0f;
-  if (any_transform) {
-    // Output-to-input sampling matrix per image: rotation by the angle composed with an optional mirror in x.
-    torch::Tensor theta = torch::zeros({batch, 2, 3}, torch::kFloat32);
-    auto t = theta.accessor<float, 3>();
-    for (int64_t i = 0; i < batch; ++i) {
-      const double a = angles_degrees[i] * kPi / 180.0;
-      const float sx = flips[i] ? -1.0f : 1.0f;
-      t[i][0][0] = static_cast<float>(std::cos(a)) * sx;
-      t[i][0][1] = static_cast<float>(-std::sin(a));
-      t[i][1][0] = static_cast<float>(std::sin(a)) * sx;
-      t[i][1][1] = static_cast<float>(std::cos(a));
+  const torch::Tensor x = bases.to(torch::kFloat32).contiguous();
+  const int64_t height = x.size(1);
+  const int64_t width = x.size(2);
+  const int64_t area = height * width;
+  torch::Tensor out = torch::empty({batch, 3, height, width}, torch::kFloat32);
+  const float* in = x.data_ptr<float>();
+  float* dst = out.data_ptr<float>();
+  std::vector<float> sampled(area);
+  for (int64_t b = 0; b < batch; ++b) {
+    const float* image = in + b * area;
+    const float* source = image;
+    if (flips[b] || angles_degrees[b] != 0.0f) {
+      // One fused pass of what affine_grid + grid_sample (bilinear, zero padding, align_corners=false)
+      // compute, without their [S, S, 2] grid: each output pixel centre, in normalized coordinates, is
+      // rotated by the angle (mirrored in x first when flipped) and the input is sampled there; outside it
+      // reads 0 (black).
+      const double a = angles_degrees[b] * kPi / 180.0;
+      const double mirror = flips[b] ? -1.0 : 1.0;
+      const double t00 = std::cos(a) * mirror, t01 = -std::sin(a);
+      const double t10 = std::sin(a) * mirror, t11 = std::cos(a);
+      // Source position of output pixel (i, j): origin + j * step_x + i * step_y, in input pixels.
+      // (grid_sample's unnormalization of the rotated normalized coordinates, expanded.)
+      const double step_xx = t00, step_xy = t10 * height / width;
+      const double step_yx = t01 * width / height, step_yy = t11;
+      const double x_origin =
+          ((t00 * (1.0 / width - 1.0) + t01 * (1.0 / height - 1.0) + 1.0) * width - 1.0) / 2.0;
+      const double y_origin =
+          ((t10 * (1.0 / width - 1.0) + t11 * (1.0 / height - 1.0) + 1.0) * height - 1.0) / 2.0;
+      for (int64_t i = 0; i < height; ++i) {
+        for (int64_t j = 0; j < width; ++j) {
+          const double sx = x_origin + j * step_xx + i * step_yx;
+          const double sy = y_origin + j * step_xy + i * step_yy;
+          // floor() without a libm call (no SSE4.1 rounding instruction in the baseline x86-64 build).
+          int64_t x0 = static_cast<int64_t>(sx), y0 = static_cast<int64_t>(sy);
+          x0 -= sx < x0;
+          y0 -= sy < y0;
+          const double wx = sx - x0, wy = sy - y0;
+          double top, bottom;
+          if (x0 >= 0 && y0 >= 0 && x0 + 1 < width && y0 + 1 < height) {
+            const float* p = image + y0 * width + x0;
+            top = p[0] + (p[1] - static_cast<double>(p[0])) * wx;
+            bottom = p[width] + (p[width + 1] - static_cast<double>(p[width])) * wx;
+          } else {
+            auto at = [&](int64_t yy, int64_t xx) -> double {
+              return yy >= 0 && yy < height && xx >= 0 && xx < width ? image[yy * width + xx] : 0.0;
+            };
+            top = at(y0, x0) + (at(y0, x0 + 1) - at(y0, x0)) * wx;
+            bottom = at(y0 + 1, x0) + (at(y0 + 1, x0 + 1) - at(y0 + 1, x0)) * wx;
+          }
+          sampled[i * width + j] = static_cast<float>(top + (bottom - top) * wy);
+        }
+      }
+      source = sampled.data();
     }
-    torch::Tensor grid = F::affine_grid(theta, x.sizes(), /*align_corners=*/false);
-    x = F::grid_sample(
-        x, grid,
-        F::GridSampleFuncOptions().mode(torch::kBilinear).padding_mode(torch::kZeros).align_corners(false));
+    // (x - mean) / std per channel, straight into the output.
+    for (int c = 0; c < 3; ++c) {
+      const float mean = options.mean[c];
+      const float std = options.std[c];
+      float* plane = dst + (b * 3 + c) * area;
+      for (int64_t k = 0; k < area; ++k) plane[k] = (source[k] - mean) / std;
+    }
   }
-  torch::Tensor mean =
-      torch::tensor(std::vector<float>(options.mean.begin(), options.mean.end())).view({1, 3, 1, 1});
-  torch::Tensor std =
-      torch::tensor(std::vector<float>(options.std.begin(), options.std.end())).view({1, 3, 1, 1});
-  return ((x.expand({batch, 3, x.size(2), x.size(3)}) - mean) / std).contiguous();
+  return out;
 }
 
 }  // namespace stenosis

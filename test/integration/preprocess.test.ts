@@ -1,6 +1,8 @@
 import { augmentBatch, drawAugmentations, prepareBaseImage } from '../../lib/data/preprocess';
+import fs from 'node:fs';
+import path from 'node:path';
 import { SeededRandom } from '../../lib/data/random';
-import { maxAbsDiff } from '../helpers';
+import { maxAbsDiff, runPython, seededValues, tempDir } from '../helpers';
 
 const IDENTITY = { mean: [0, 0, 0] as const, std: [1, 1, 1] as const };
 
@@ -86,6 +88,46 @@ describe('native preprocessing', () => {
     });
     expect(normalized[64 + 3]).toBeCloseTo((base[3] - 0.4) / 0.25, 5);
     expect(normalized[128 + 3]).toBeCloseTo((base[3] - 0.3) / 0.1, 5);
+  });
+
+  test('flip and rotation match torch affine_grid + grid_sample (bilinear, zero padding)', async () => {
+    const size = 24;
+    const bases = [0, 1, 2, 3].map((i) => seededValues(size * size, 40 + i).map((v) => Math.abs(v) % 1));
+    const choices = [
+      { flip: true, angleDegrees: 0 },
+      { flip: false, angleDegrees: 9.5 },
+      { flip: true, angleDegrees: -7.25 },
+      { flip: false, angleDegrees: 33 },
+    ];
+    const ours = await augmentBatch(bases, size, choices, IDENTITY);
+    const dir = tempDir('augment');
+    const input = path.join(dir, 'bases.f32');
+    fs.writeFileSync(input, Buffer.from(Float32Array.from(bases.flatMap((b) => Array.from(b))).buffer));
+    const script = `
+import math, sys, numpy, torch
+import torch.nn.functional as F
+x = torch.from_numpy(numpy.fromfile(sys.argv[1], dtype=numpy.float32)).view(4, 1, ${size}, ${size})
+theta = torch.zeros(4, 2, 3)
+for i, (flip, angle) in enumerate(${JSON.stringify(choices.map((c) => [c.flip ? -1 : 1, c.angleDegrees]))}):
+    a = angle * math.pi / 180
+    theta[i] = torch.tensor([[math.cos(a) * flip, -math.sin(a), 0], [math.sin(a) * flip, math.cos(a), 0]])
+grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+y = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+sys.stdout.write(",".join("%.8g" % v for v in y.flatten().tolist()))
+`;
+    const reference = Float32Array.from(runPython(['-c', script, input]).split(',').map(Number));
+    for (let i = 0; i < 4; i++) {
+      const plane = ours.subarray(i * 3 * size * size, (i * 3 + 1) * size * size);
+      expect(maxAbsDiff(plane, reference.subarray(i * size * size, (i + 1) * size * size))).toBeLessThan(
+        1e-5,
+      );
+    }
+    // 16-bit bases (the sample cache's) give what their float values give.
+    const quantized = bases.map((b) => Uint16Array.from(b, (v) => Math.round(v * 65535)));
+    const fromQuantized = await augmentBatch(quantized, size, choices, IDENTITY);
+    const dequantized = quantized.map((q) => Float32Array.from(q, (v) => v / 65535));
+    expect(maxAbsDiff(fromQuantized, await augmentBatch(dequantized, size, choices, IDENTITY))).toBe(0);
+    fs.rmSync(dir, { recursive: true, force: true });
   });
 
   test('augmentation draws are reproducible from a seed, with the asked flip rate and rotation range', () => {
