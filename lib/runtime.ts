@@ -39,8 +39,8 @@ export function cudaDeviceCount(): number {
 /**
  * The caching CPU allocator: libtorch tensors of at least 1 MiB are kept when freed and reused by the next
  * allocation of about their size, so a training step does not fault its activations in from the kernel again at
- * every step. Its limit starts at STENOSIS_CPU_CACHE_MB (MiB; 0 turns it off) or a quarter of physical memory,
- * at most 8 GiB.
+ * every step. Its limit starts at STENOSIS_CPU_CACHE_MB (MiB; 0 turns it off) or a quarter of the memory
+ * available (physical, or a container's cgroup limit when lower), at most 8 GiB.
  */
 export function cpuCacheStats(): CpuCacheStats {
   return loadAddon().cpuCacheStats();

@@ -1,6 +1,7 @@
 #include "binding/common.h"
 
 #include <cstring>
+#include <memory>
 
 namespace stenosis::binding {
 
@@ -62,15 +63,22 @@ Napi::Float32Array ToFloat32ArrayShared(Napi::Env env, const torch::Tensor& tens
   torch::Tensor cpu = tensor.detach().to(torch::kCPU, torch::kFloat32).contiguous();
   if (cpu.numel() == 0) return Napi::Float32Array::New(env, 0);
   const int64_t bytes = static_cast<int64_t>(sizeof(float) * cpu.numel());
-  auto* owner = new torch::Tensor(cpu);
-  Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(
-      env, owner->data_ptr<float>(), bytes,
-      [](Napi::Env env, void*, torch::Tensor* kept) {
-        Napi::MemoryManagement::AdjustExternalMemory(env,
-                                                     -static_cast<int64_t>(sizeof(float) * kept->numel()));
-        delete kept;
-      },
-      owner);
+  auto owner = std::make_unique<torch::Tensor>(cpu);
+  Napi::ArrayBuffer buffer;
+  try {
+    buffer = Napi::ArrayBuffer::New(
+        env, owner->data_ptr<float>(), bytes,
+        [](Napi::Env env, void*, torch::Tensor* kept) {
+          Napi::MemoryManagement::AdjustExternalMemory(env,
+                                                       -static_cast<int64_t>(sizeof(float) * kept->numel()));
+          delete kept;
+        },
+        owner.get());
+  } catch (const Napi::Error&) {
+    // A runtime that refuses external buffers (e.g. one with V8's memory sandbox): copy instead.
+    return ToFloat32Array(env, cpu);
+  }
+  owner.release();  // the finalizer owns it now
   // Tells V8's collector about the memory it now keeps alive, so that dropped batches are collected promptly.
   Napi::MemoryManagement::AdjustExternalMemory(env, bytes);
   return Napi::Float32Array::New(env, cpu.numel(), buffer, 0);

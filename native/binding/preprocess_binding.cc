@@ -2,6 +2,7 @@
 // trains on the current one.
 #include "binding/preprocess_binding.h"
 
+#include <cmath>
 #include <cstring>
 
 #include "binding/common.h"
@@ -119,6 +120,8 @@ Napi::Value AugmentBatchJs(const Napi::CallbackInfo& info) {
   for (int64_t i = 0; i < batch; ++i) {
     flips[i] = flip_array.Data()[i] != 0;
     angles[i] = angle_array.Data()[i];
+    if (!std::isfinite(angles[i]))
+      throw MakeError(env, "ERR_INVALID_ARG", "anglesDegrees must be finite numbers");
   }
   torch::Tensor tensor = BasesFromJs(info[0], {batch, size, size});
   return Schedule<torch::Tensor>(

@@ -5,7 +5,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
+#include <fstream>
+#include <limits>
 #include <list>
 #include <map>
 #include <mutex>
@@ -22,10 +25,15 @@ class CachingCpuAllocator final : public c10::Allocator {
   explicit CachingCpuAllocator(size_t limit) : limit_(limit) {}
 
   c10::DataPtr allocate(size_t nbytes) const override {
-    void* data = nbytes < kMinCachedBytes ? c10::alloc_cpu(nbytes) : Instance().AllocateLarge(nbytes);
+    if (nbytes < kMinCachedBytes) {
+      void* data = c10::alloc_cpu(nbytes);
+      return {data, data, &c10::free_cpu, c10::Device(c10::DeviceType::CPU)};
+    }
+    void* data = Instance().AllocateLarge(nbytes);
     return {data, data, &Free, c10::Device(c10::DeviceType::CPU)};
   }
 
+  // Free tells the two kinds of block apart, so raw allocations of any size can share it.
   c10::DeleterFnPtr raw_deleter() const override { return &Free; }
 
   static CachingCpuAllocator& Instance() {
@@ -140,27 +148,41 @@ class CachingCpuAllocator final : public c10::Allocator {
 };
 
 std::once_flag installed_once;
-bool installed = false;
+std::atomic<bool> installed{false};
+
+// The memory this process may use: physical memory, or the cgroup's limit when a container sets a lower one
+// (kept blocks stay resident, so they count against it). 0 when unknown.
+size_t AvailableMemory() {
+  const long pages = sysconf(_SC_PHYS_PAGES);
+  const long page_size = sysconf(_SC_PAGESIZE);
+  size_t memory = pages > 0 && page_size > 0 ? static_cast<size_t>(pages) * page_size : 0;
+  for (const char* path : {"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"}) {
+    std::ifstream file(path);
+    unsigned long long limit = 0;
+    // cgroup v2 writes "max" when there is no limit, which does not parse as a number.
+    if (file >> limit && limit > 0 && (memory == 0 || limit < memory)) memory = static_cast<size_t>(limit);
+  }
+  return memory;
+}
 
 }  // namespace
 
 size_t DefaultCpuCacheLimit() {
-  if (const char* text = std::getenv("STENOSIS_CPU_CACHE_MB")) {
-    char* end = nullptr;
-    const unsigned long long mb = std::strtoull(text, &end, 10);
-    if (end == text || *end != '\0') {
+  const char* text = std::getenv("STENOSIS_CPU_CACHE_MB");
+  if (text != nullptr && *text != '\0') {
+    const std::string value(text);
+    const bool digits = value.find_first_not_of("0123456789") == std::string::npos;
+    const size_t max_mb = std::numeric_limits<size_t>::max() >> 20;
+    if (!digits || value.size() > 12 || std::stoull(value) > max_mb) {
       throw Error(
           "ERR_INVALID_ARG",
-          std::string("STENOSIS_CPU_CACHE_MB must be a whole number of MiB (0 turns the cache off), got '") +
-              text + "'");
+          "STENOSIS_CPU_CACHE_MB must be a whole number of MiB (0 turns the cache off), got '" + value + "'");
     }
-    return static_cast<size_t>(mb) << 20;
+    return static_cast<size_t>(std::stoull(value)) << 20;
   }
-  const long pages = sysconf(_SC_PHYS_PAGES);
-  const long page_size = sysconf(_SC_PAGESIZE);
-  const size_t physical = pages > 0 && page_size > 0 ? static_cast<size_t>(pages) * page_size : 0;
+  const size_t memory = AvailableMemory();
   const size_t cap = size_t{8} << 30;
-  return physical == 0 ? cap : std::min(physical / 4, cap);
+  return memory == 0 ? cap : std::min(memory / 4, cap);
 }
 
 void InstallCpuCache() {

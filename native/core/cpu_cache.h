@@ -29,8 +29,8 @@ struct CpuCacheStats {
 
 constexpr size_t kMinCachedBytes = size_t{1} << 20;
 
-// Default limit: STENOSIS_CPU_CACHE_MB if set (0 turns caching off), else a quarter of physical memory capped
-// at 8 GiB.
+// Default limit: STENOSIS_CPU_CACHE_MB if set (0 turns caching off), else a quarter of the memory available
+// (physical memory, or the cgroup's limit when lower) capped at 8 GiB.
 size_t DefaultCpuCacheLimit();
 
 // Makes the caching allocator libtorch's CPU allocator, with the default limit. Idempotent; tensors allocated

@@ -127,6 +127,9 @@ sys.stdout.write(",".join("%.8g" % v for v in y.flatten().tolist()))
     const fromQuantized = await augmentBatch(quantized, size, choices, IDENTITY);
     const dequantized = quantized.map((q) => Float32Array.from(q, (v) => v / 65535));
     expect(maxAbsDiff(fromQuantized, await augmentBatch(dequantized, size, choices, IDENTITY))).toBe(0);
+    await expect(
+      augmentBatch([bases[0]], size, [{ flip: false, angleDegrees: Number.NaN }], IDENTITY),
+    ).rejects.toThrow(/anglesDegrees must be finite/);
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
