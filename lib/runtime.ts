@@ -63,11 +63,14 @@ export function numThreadsWasSet(): boolean {
 /** A device string: cpu, cuda or cuda:N. */
 export type DeviceSpec = 'cpu' | 'cuda' | `cuda:${number}`;
 
+/** What a device string looks like (whether the device exists is checkDevice's question). */
+export const DEVICE_PATTERN = /^(cpu|cuda|cuda:\d+)$/;
+
 /**
  * Validates a device string; asking for CUDA where none is present is an ERR_CUDA_UNAVAILABLE error.
  */
 export function checkDevice(device: unknown, name = 'device'): DeviceSpec {
-  if (typeof device !== 'string' || !/^(cpu|cuda|cuda:\d+)$/.test(device)) {
+  if (typeof device !== 'string' || !DEVICE_PATTERN.test(device)) {
     throw new StenosisError(
       'ERR_INVALID_DEVICE',
       `Expected cpu, cuda or cuda:N for ${name} but received ${JSON.stringify(device)}`,

@@ -1,4 +1,5 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
+import { DEVICE_PATTERN } from '../runtime';
 
 /** A real boolean flag value: true/false, 1/0, yes/no, on/off. */
 export function parseBoolean(value: string): boolean {
@@ -69,7 +70,7 @@ export function parseClassWeights(value: string): [number, number, number] {
 
 /** cpu, cuda or cuda:N (whether that device exists is checked when the run starts). */
 export function parseDevice(value: string): string {
-  if (!/^(cpu|cuda|cuda:\d+)$/.test(value))
+  if (!DEVICE_PATTERN.test(value))
     throw new InvalidArgumentError(`expected cpu, cuda or cuda:N, got '${value}'`);
   return value;
 }

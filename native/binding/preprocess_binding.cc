@@ -70,29 +70,32 @@ Napi::Value PrepareBaseJs(const Napi::CallbackInfo& info) {
       Engine::Data());
 }
 
-// The stacked base images as floats in [0, 1]: a Float32Array as is, a Uint16Array (the sample cache's 16-bit
-// values) as value / 65535, rounded to float as JavaScript's `q / 65535` stored in a Float32Array would be.
-torch::Tensor BasesFromJs(const Napi::Value& value, std::vector<int64_t> sizes) {
-  const bool typed = value.IsTypedArray();
-  if (typed && value.As<Napi::TypedArray>().TypedArrayType() == napi_uint16_array) {
-    Napi::Uint16Array quantized = value.As<Napi::Uint16Array>();
-    torch::Tensor tensor = torch::empty(sizes, torch::kFloat32);
-    if (tensor.numel() != static_cast<int64_t>(quantized.ElementLength())) {
-      throw MakeError(value.Env(), "ERR_INVALID_ARG", "bases must hold batch * size * size values");
-    }
-    float* out = tensor.data_ptr<float>();
-    const uint16_t* in = quantized.Data();
-    for (int64_t i = 0; i < tensor.numel(); ++i) out[i] = static_cast<float>(in[i] / 65535.0);
-    return tensor;
-  }
-  if (!typed || value.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+// The stacked base images, copied out of JavaScript: a Float32Array as floats, a Uint16Array (the sample
+// cache's 16-bit values) as its raw bits in an int16 tensor, converted by BasesToFloat on the data thread.
+torch::Tensor BasesFromJs(const Napi::Value& value, const std::vector<int64_t>& sizes) {
+  const auto type = value.IsTypedArray() ? value.As<Napi::TypedArray>().TypedArrayType() : napi_int8_array;
+  if (type != napi_uint16_array && type != napi_float32_array) {
     throw MakeError(value.Env(), "ERR_INVALID_ARG", "bases must be a Float32Array or a Uint16Array");
   }
-  Napi::Float32Array floats = value.As<Napi::Float32Array>();
-  if (static_cast<int64_t>(floats.ElementLength()) != sizes[0] * sizes[1] * sizes[2]) {
+  const Napi::TypedArray array = value.As<Napi::TypedArray>();
+  if (static_cast<int64_t>(array.ElementLength()) != sizes[0] * sizes[1] * sizes[2]) {
     throw MakeError(value.Env(), "ERR_INVALID_ARG", "bases must hold batch * size * size values");
   }
-  return CopyFloats(floats, sizes);
+  torch::Tensor tensor = torch::empty(sizes, type == napi_uint16_array ? torch::kInt16 : torch::kFloat32);
+  std::memcpy(tensor.data_ptr(), static_cast<const uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset(),
+              array.ByteLength());
+  return tensor;
+}
+
+// Floats in [0, 1]: 16-bit values as value / 65535, rounded to float as JavaScript's `q / 65535` stored in a
+// Float32Array would be.
+torch::Tensor BasesToFloat(const torch::Tensor& bases) {
+  if (bases.scalar_type() == torch::kFloat32) return bases;
+  torch::Tensor out = torch::empty(bases.sizes(), torch::kFloat32);
+  const auto* in = reinterpret_cast<const uint16_t*>(bases.data_ptr<int16_t>());
+  float* values = out.data_ptr<float>();
+  for (int64_t i = 0; i < bases.numel(); ++i) values[i] = static_cast<float>(in[i] / 65535.0);
+  return out;
 }
 
 // augmentBatch(bases: Float32Array | Uint16Array [B * S * S], batch, size, flips: Uint8Array,
@@ -125,7 +128,8 @@ Napi::Value AugmentBatchJs(const Napi::CallbackInfo& info) {
   }
   torch::Tensor tensor = BasesFromJs(info[0], {batch, size, size});
   return Schedule<torch::Tensor>(
-      env, [tensor, flips, angles, options] { return AugmentBatch(tensor, flips, angles, options); },
+      env,
+      [tensor, flips, angles, options] { return AugmentBatch(BasesToFloat(tensor), flips, angles, options); },
       [](Napi::Env env, torch::Tensor& out) -> Napi::Value { return ToFloat32ArrayShared(env, out); },
       Engine::Data());
 }
