@@ -12,18 +12,31 @@ export {
 export type { BackboneLoadOptions, BackboneMetadata } from './model/backbone';
 export { LevelEmbedding } from './model/level-embedding';
 export type { LevelEmbeddingOptions } from './model/level-embedding';
-export { StenosisClassifier, softmaxRows, PRECISIONS, MEMORY_FORMATS } from './model/classifier';
-export type { StenosisClassifierOptions, NamedTensor, Precision, MemoryFormat } from './model/classifier';
+export {
+  StenosisClassifier,
+  softmaxRows,
+  PRECISIONS,
+  PRECISION_OPTIONS,
+  MEMORY_FORMATS,
+} from './model/classifier';
+export type {
+  StenosisClassifierOptions,
+  NamedTensor,
+  Precision,
+  PrecisionOption,
+  MemoryFormat,
+} from './model/classifier';
 export { LEVELS, SEVERITIES, levelIndex, severityIndex } from './model/levels';
 export type { Level, Severity } from './model/levels';
 export type { FeatureBatch, ImageBatch } from './model/tensors';
 export { Trainer } from './train/trainer';
-export type { TrainerOptions, EvalResult, CheckpointMetadata } from './train/trainer';
+export type { TrainerOptions, EvalResult, CheckpointMetadata, LossScaleState } from './train/trainer';
 export { classWeightsFromLabels } from './train/class-weights';
 export {
   setNumThreads,
   getNumThreads,
   cudaDeviceCount,
+  preferredPrecision,
   versions,
   defaultNumThreads,
   cpuCacheStats,

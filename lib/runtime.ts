@@ -37,6 +37,16 @@ export function cudaDeviceCount(): number {
 }
 
 /**
+ * The fastest autocast precision that `device` computes natively, what precision 'auto' picks: on the CPU bf16
+ * where the processor has AVX512-BF16 or AMX-BF16, else fp32; on CUDA bf16 from compute capability 8.0
+ * (Ampere), else fp16.
+ * @throws StenosisError ERR_INVALID_DEVICE or ERR_CUDA_UNAVAILABLE for a device that is not valid or absent.
+ */
+export function preferredPrecision(device: DeviceSpec = 'cpu'): 'fp32' | 'bf16' | 'fp16' {
+  return loadAddon().preferredPrecision(checkDevice(device)) as 'fp32' | 'bf16' | 'fp16';
+}
+
+/**
  * The caching CPU allocator: libtorch tensors of at least 1 MiB are kept when freed and reused by the next
  * allocation of about their size, so a training step does not fault its activations in from the kernel again at
  * every step. Its limit starts at STENOSIS_CPU_CACHE_MB (MiB; 0 turns it off) or a quarter of the memory

@@ -5,7 +5,7 @@ import { Command, Option } from 'commander';
 import { native, StenosisError } from '../errors';
 import { Backbone, defaultModelsDir } from '../model/backbone';
 import { LevelEmbedding } from '../model/level-embedding';
-import { StenosisClassifier, type Precision } from '../model/classifier';
+import { StenosisClassifier, type PrecisionOption } from '../model/classifier';
 import { LEVELS, SEVERITIES } from '../model/levels';
 import { loadAddon, packageRoot } from '../native/loader';
 import { checkDevice, setNumThreads, getNumThreads, versions } from '../runtime';
@@ -82,7 +82,7 @@ export interface TrainOptions {
   skipBadSamples: boolean;
   selectBy: SelectionMetric;
   resume: boolean;
-  precision: Precision;
+  precision: PrecisionOption;
   channelsLast: boolean;
   lrSchedule: 'constant' | 'cosine';
   warmupSteps: number;
@@ -105,6 +105,10 @@ export type TrainEvent =
       featureDim: number;
       trainableTensors: number;
       trainableParameters: number;
+      /** The precision training runs at ('auto' resolved, after any fallback to fp32). */
+      precision: string;
+      fp32Evaluation: boolean;
+      memoryFormat: string;
     }
   | {
       event: 'step';
@@ -367,7 +371,7 @@ async function trainModel(
   const unfrozen = options.freezeBackbone
     ? await backbone.unfreezeLast(options.unfreezeLastN)
     : await backbone.unfreezeLast(Number.MAX_SAFE_INTEGER);
-  const build = async (precision: Precision, fp32Evaluation = false) => {
+  const build = async (precision: PrecisionOption, fp32Evaluation = false) => {
     const classifier = await StenosisClassifier.create({
       backbone,
       levelEmbedding: new LevelEmbedding({ dimension: options.levelEmbeddings }),
@@ -388,7 +392,9 @@ async function trainModel(
     return { classifier, trainer };
   };
   let { classifier, trainer } = await build(options.precision);
-  if (options.precision !== 'fp32') {
+  // 'auto' is resolved by the classifier (bf16 or fp32 on this CPU, bf16 or fp16 on a GPU).
+  const precision = classifier.precision;
+  if (precision !== 'fp32') {
     // Before training, a trial step (train mode, leaving no trace) and an evaluation (eval mode, no autograd):
     // some backbones fail under bf16 in libtorch 1.13 in one of them only, which must not surface as a crash
     // in the middle of an epoch.
@@ -414,8 +420,8 @@ async function trainModel(
     if (trainFailure) {
       const reason = lastLine(trainFailure);
       reporter.emit(
-        { event: 'warning', model, message: `${options.precision} failed (${reason}); falling back to fp32` },
-        `warning: ${slug} does not train in ${options.precision} with libtorch ${versions().torch} (${reason}); ` +
+        { event: 'warning', model, message: `${precision} failed (${reason}); falling back to fp32` },
+        `warning: ${slug} does not train in ${precision} with libtorch ${versions().torch} (${reason}); ` +
           'training in fp32 instead',
       );
       ({ classifier, trainer } = await build('fp32'));
@@ -426,12 +432,12 @@ async function trainModel(
         {
           event: 'warning',
           model,
-          message: `${options.precision} evaluation failed (${reason}); evaluating in fp32`,
+          message: `${precision} evaluation failed (${reason}); evaluating in fp32`,
         },
-        `warning: ${slug} does not evaluate in ${options.precision} with libtorch ${versions().torch} ` +
-          `(${reason}); training in ${options.precision}, evaluating in fp32`,
+        `warning: ${slug} does not evaluate in ${precision} with libtorch ${versions().torch} ` +
+          `(${reason}); training in ${precision}, evaluating in fp32`,
       );
-      ({ classifier, trainer } = await build(options.precision, true));
+      ({ classifier, trainer } = await build(precision, true));
     }
   }
   const trainable = await classifier.parameterCount(true);
@@ -442,6 +448,9 @@ async function trainModel(
       featureDim: backbone.featureDim,
       trainableTensors: trainer.trainableNames.length,
       trainableParameters: trainable,
+      precision: classifier.precision,
+      fp32Evaluation: classifier.fp32Evaluation,
+      memoryFormat: classifier.memoryFormat,
     },
     `\n== ${slug}: ${backbone.metadata.architecture}, ${backbone.featureDim} features, ` +
       `input ${backbone.inputSize} px, ` +
@@ -510,7 +519,10 @@ async function trainModel(
             `train loss ${r.trainLoss.toFixed(4)} acc ${r.trainAccuracy.toFixed(3)}  ` +
             `val loss ${r.valLoss?.toFixed(4)}  val acc ${r.valAccuracy.toFixed(3)}  ` +
             `val macro F1 ${r.valMacroF1.toFixed(3)}  val score ${r.valScore.toFixed(4)}  ` +
-            `(${r.seconds.toFixed(1)} s, ${r.samplesPerSecond.toFixed(1)} samples/s)`,
+            `(${r.seconds.toFixed(1)} s, ${r.samplesPerSecond.toFixed(1)} samples/s` +
+            (r.lossScale
+              ? `, loss scale ${r.lossScale.scale}, ${r.lossScale.skippedSteps} updates skipped)`
+              : ')'),
         );
       } else if (event.type === 'features') {
         reporter.emit(
@@ -571,6 +583,9 @@ async function trainModel(
           split,
           bestEpoch: fitted.bestEpoch,
           selectedBy: options.selectBy,
+          precision: classifier.precision,
+          evaluationPrecision: classifier.fp32Evaluation ? 'fp32' : classifier.precision,
+          memoryFormat: classifier.memoryFormat,
           ...evaluated.metrics,
           bootstrap,
           perLevel,
@@ -728,8 +743,9 @@ export function buildCommand(): Command {
     .addOption(
       choiceOption(
         '--precision <kind>',
-        'backbone autocast: fp32, bf16 (AMX/AVX512-BF16 CPUs, GPUs), fp16 (CUDA only)',
-        ['fp32', 'bf16', 'fp16'],
+        'backbone autocast: fp32, bf16 (AMX/AVX512-BF16 CPUs, GPUs), fp16 (CUDA only), ' +
+          'auto (bf16 where the device computes it natively, else fp32 on a CPU and fp16 on a GPU)',
+        ['fp32', 'bf16', 'fp16', 'auto'],
         'fp32',
       ),
     )
@@ -801,6 +817,12 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (options.threads) setNumThreads(options.threads);
     // Checked before anything is read or written: a run refused here leaves the output folder as it was.
     checkDevice(options.device, '--device');
+    if (options.precision === 'fp16' && options.device === 'cpu') {
+      throw new StenosisError(
+        'ERR_INVALID_ARG',
+        '--precision fp16 needs a CUDA device (--device cuda); on the CPU use bf16, fp32 or auto',
+      );
+    }
     if (options.resume) {
       for (const model of options.models) {
         const source = resumeSource(modelSlug(model), options);

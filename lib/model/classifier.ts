@@ -17,6 +17,9 @@ import { checkBatch, checkImages, type ImageBatch } from './tensors';
 
 export const PRECISIONS = ['fp32', 'bf16', 'fp16'] as const;
 export type Precision = (typeof PRECISIONS)[number];
+/** What the precision option accepts: a precision, or 'auto' for preferredPrecision(device). */
+export const PRECISION_OPTIONS = [...PRECISIONS, 'auto'] as const;
+export type PrecisionOption = (typeof PRECISION_OPTIONS)[number];
 export const MEMORY_FORMATS = ['contiguous', 'channels_last'] as const;
 export type MemoryFormat = (typeof MEMORY_FORMATS)[number];
 
@@ -30,8 +33,11 @@ export interface StenosisClassifierOptions {
   hiddenSizes?: readonly [number, number];
   /** Keep a fully frozen backbone in eval mode while training (the reference keeps it in train mode). */
   frozenBackboneEval?: boolean;
-  /** Autocast dtype of the backbone; head, loss and optimizer stay fp32. Default fp32. */
-  precision?: Precision;
+  /**
+   * Autocast dtype of the backbone; head, loss and optimizer stay fp32. 'auto' picks what the backbone's device
+   * computes natively (see preferredPrecision); the classifier's `precision` says which. Default fp32.
+   */
+  precision?: PrecisionOption;
   /**
    * Evaluate (eval mode) in fp32 while training runs at `precision`: for backbones whose eval-mode path fails
    * at that precision in the linked libtorch (ViT-B/16's attention fast path under bf16 in 1.13). Default false.
@@ -73,12 +79,16 @@ export class StenosisClassifier {
   readonly dropout: number;
   readonly hiddenSizes: readonly [number, number];
   readonly frozenBackboneEval: boolean;
+  /** The precision in use ('auto' resolved). */
   readonly precision: Precision;
   readonly fp32Evaluation: boolean;
   readonly memoryFormat: MemoryFormat;
   readonly seed: number;
 
-  private constructor(nativeClassifier: NativeClassifier, options: Required<StenosisClassifierOptions>) {
+  private constructor(
+    nativeClassifier: NativeClassifier,
+    options: Required<StenosisClassifierOptions> & { precision: Precision },
+  ) {
     this.native = nativeClassifier;
     this.backbone = options.backbone;
     this.levelEmbedding = options.levelEmbedding;
@@ -127,7 +137,7 @@ export class StenosisClassifier {
         checkInteger(hidden[1], 'hiddenSizes[1]', 1),
       ],
       frozenBackboneEval: checkBoolean(options.frozenBackboneEval ?? false, 'frozenBackboneEval'),
-      precision: checkOneOf(options.precision ?? 'fp32', 'precision', PRECISIONS),
+      precision: checkOneOf(options.precision ?? 'fp32', 'precision', PRECISION_OPTIONS),
       fp32Evaluation: checkBoolean(options.fp32Evaluation ?? false, 'fp32Evaluation'),
       memoryFormat: checkOneOf(options.memoryFormat ?? 'contiguous', 'memoryFormat', MEMORY_FORMATS),
       seed: checkInteger(options.seed ?? 0, 'seed', 0),
@@ -145,7 +155,8 @@ export class StenosisClassifier {
         seed: resolved.seed,
       }),
     );
-    return new StenosisClassifier(nativeClassifier, resolved);
+    const precision = nativeClassifier.options().precision as Precision;
+    return new StenosisClassifier(nativeClassifier, { ...resolved, precision });
   }
 
   /** Logits [batch, 3] (row-major) in the current mode, without autograd. */

@@ -54,6 +54,9 @@ export interface NativeTrainerOptions {
   beta2: number;
   eps: number;
   classWeights: number[] | null;
+  dynamicLossScaling: boolean;
+  initialLossScale: number;
+  lossScaleGrowthInterval: number;
 }
 
 export interface NativeEvalOutput {
@@ -95,6 +98,7 @@ export interface NativeTrainer {
   gradients(): Promise<NativeNamedTensor[]>;
   trainableNames(): string[];
   steps(): Promise<number>;
+  lossScale(): Promise<{ scale: number; goodSteps: number; skippedSteps: number; lastStepSkipped: boolean }>;
   setLearningRate(learningRate: number): Promise<void>;
   save(path: string, metadataJson: string): Promise<void>;
   load(path: string, weightsOnly: boolean): Promise<string>;
@@ -137,6 +141,7 @@ export interface NativeAddon {
   setNumThreads(threads: number): void;
   getNumThreads(): number;
   cudaDeviceCount(): number;
+  preferredPrecision(device: string): string;
   cpuCacheStats(): CpuCacheStats;
   setCpuCacheLimit(bytes: number): void;
   versions: { torch: string; cudaBuild: boolean; checkpointFormat: number };

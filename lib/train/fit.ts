@@ -22,6 +22,8 @@ export interface EpochRecord {
   valScore: number;
   seconds: number;
   samplesPerSecond: number;
+  /** With dynamic loss scaling (fp16): the scale at the epoch's end and the updates skipped so far. */
+  lossScale?: { scale: number; skippedSteps: number };
 }
 
 /** Progress of fit(), as typed events. */
@@ -392,6 +394,10 @@ export async function fit(trainer: Trainer, options: FitOptions): Promise<FitRes
       seconds,
       samplesPerSecond: timedSamples / Math.max(seconds, 1e-3),
     };
+    if (trainer.dynamicLossScaling) {
+      const { scale, skippedSteps } = await trainer.lossScale();
+      record.lossScale = { scale, skippedSteps };
+    }
     state = {
       ...state,
       epoch: epoch + 1,

@@ -1,5 +1,6 @@
 import {
   checkBoolean,
+  checkInteger,
   checkKnownKeys,
   checkNumber,
   invalidArgument,
@@ -32,6 +33,29 @@ export interface TrainerOptions {
   classWeights?: readonly [number, number, number];
   /** Training split labels (0..2): weights are computed as N / (3 n_c). Without either, the loss is unweighted. */
   trainingLabels?: ArrayLike<number>;
+  /**
+   * Dynamic loss scaling, which fp16 needs so that small gradients do not flush to zero in half precision: the
+   * loss is multiplied by a scale before back-propagation and the gradients divided by it before clipping and
+   * the update; an update whose gradients hold inf or NaN is skipped and the scale halved, and after
+   * `lossScaleGrowthInterval` updates without one it doubles. Default: on when the classifier runs in fp16.
+   */
+  dynamicLossScaling?: boolean;
+  /** The scale dynamic loss scaling starts at; default 65536 (2^16). */
+  initialLossScale?: number;
+  /** Updates in a row without an overflow after which the scale doubles; default 2000. */
+  lossScaleGrowthInterval?: number;
+}
+
+/** Where dynamic loss scaling stands. */
+export interface LossScaleState {
+  /** The factor the loss is multiplied by (1 when dynamic loss scaling is off). */
+  scale: number;
+  /** Updates since the scale last changed. */
+  goodSteps: number;
+  /** Updates skipped because a gradient was not finite, since the trainer was created. */
+  skippedSteps: number;
+  /** Whether the last step() skipped its update. */
+  lastStepSkipped: boolean;
 }
 
 export interface EvalResult {
@@ -64,6 +88,7 @@ export interface CheckpointMetadata {
     betas: readonly [number, number];
     eps: number;
     classWeights: number[] | null;
+    dynamicLossScaling?: boolean;
   };
   trainableTensors: string[];
   versions: ReturnType<typeof versions>;
@@ -83,6 +108,8 @@ export class Trainer {
   readonly eps: number;
   /** The class weights in use, or null for an unweighted loss. */
   readonly classWeights: number[] | null;
+  /** Whether the loss is scaled dynamically (see TrainerOptions.dynamicLossScaling). */
+  readonly dynamicLossScaling: boolean;
   /** @internal */
   readonly native: NativeTrainer;
   private currentLearningRate: number;
@@ -90,7 +117,9 @@ export class Trainer {
   private constructor(
     classifier: StenosisClassifier,
     nativeTrainer: NativeTrainer,
-    options: Required<Omit<TrainerOptions, 'trainingLabels' | 'classWeights'>> & {
+    options: Required<
+      Omit<TrainerOptions, 'trainingLabels' | 'classWeights' | 'initialLossScale' | 'lossScaleGrowthInterval'>
+    > & {
       classWeights: number[] | null;
     },
   ) {
@@ -102,6 +131,7 @@ export class Trainer {
     this.betas = options.betas;
     this.eps = options.eps;
     this.classWeights = options.classWeights;
+    this.dynamicLossScaling = options.dynamicLossScaling;
   }
 
   /**
@@ -119,6 +149,9 @@ export class Trainer {
       'eps',
       'classWeights',
       'trainingLabels',
+      'dynamicLossScaling',
+      'initialLossScale',
+      'lossScaleGrowthInterval',
     ]);
     const betas = options.betas ?? [0.9, 0.999];
     if (!Array.isArray(betas) || betas.length !== 2)
@@ -144,7 +177,17 @@ export class Trainer {
       ] as const,
       eps: checkNumber(options.eps ?? 1e-8, 'eps', 0, 1),
       classWeights,
+      dynamicLossScaling: checkBoolean(
+        options.dynamicLossScaling ?? classifier.precision === 'fp16',
+        'dynamicLossScaling',
+      ),
     };
+    const initialLossScale = checkNumber(options.initialLossScale ?? 65536, 'initialLossScale', 1, 1e300);
+    const lossScaleGrowthInterval = checkInteger(
+      options.lossScaleGrowthInterval ?? 2000,
+      'lossScaleGrowthInterval',
+      1,
+    );
     if (resolved.learningRate === 0) throw invalidArgument('a positive number', 'learningRate', 0);
     const nativeTrainer = await native(
       loadAddon().createTrainer(classifier.native, {
@@ -154,6 +197,9 @@ export class Trainer {
         beta2: resolved.betas[1],
         eps: resolved.eps,
         classWeights,
+        dynamicLossScaling: resolved.dynamicLossScaling,
+        initialLossScale,
+        lossScaleGrowthInterval,
       }),
     );
     return new Trainer(classifier, nativeTrainer, resolved);
@@ -214,7 +260,11 @@ export class Trainer {
     return native(this.native.lastPredictions());
   }
 
-  /** One AdamW update with the gradients held now. */
+  /**
+   * One AdamW update with the gradients held now. With dynamic loss scaling, an update whose gradients are not
+   * finite is skipped (see lossScale()).
+   * @throws StenosisError ERR_NUMERIC when gradients stay non-finite down to a loss scale of 2^-24.
+   */
   async step(): Promise<void> {
     await native(this.native.step());
   }
@@ -240,7 +290,12 @@ export class Trainer {
     return toNamedTensors(await native(this.native.gradients()));
   }
 
-  /** Number of optimizer steps taken (restored by load). */
+  /** Where dynamic loss scaling stands: the scale, and how many updates it skipped. */
+  async lossScale(): Promise<LossScaleState> {
+    return native(this.native.lossScale());
+  }
+
+  /** Number of step() calls, including updates that dynamic loss scaling skipped (restored by load). */
   async steps(): Promise<number> {
     return native(this.native.steps());
   }
@@ -296,6 +351,7 @@ export class Trainer {
         betas: this.betas,
         eps: this.eps,
         classWeights: this.classWeights,
+        dynamicLossScaling: this.dynamicLossScaling,
       },
       trainableTensors: this.trainableNames,
       versions: versions(),

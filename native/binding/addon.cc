@@ -89,7 +89,7 @@ Napi::Value CreateClassifier(const Napi::CallbackInfo& info) {
   return Schedule<std::shared_ptr<StenosisClassifier>>(
       env,
       [backbone, parsed, precision, memory_format, embedding_dim, seed]() mutable {
-        parsed.precision = ParsePrecision(precision);
+        parsed.precision = ParsePrecision(precision, backbone->device());
         parsed.memory_format = ParseMemoryFormat(memory_format);
         // The head's initial weights come from this seed, so two runs with the same seed start equal.
         torch::manual_seed(seed);
@@ -114,6 +114,9 @@ Napi::Value CreateTrainer(const Napi::CallbackInfo& info) {
   parsed.beta1 = OptionNumber(options, "beta1");
   parsed.beta2 = OptionNumber(options, "beta2");
   parsed.eps = OptionNumber(options, "eps");
+  parsed.dynamic_loss_scaling = OptionBool(options, "dynamicLossScaling");
+  parsed.initial_loss_scale = OptionNumber(options, "initialLossScale");
+  parsed.loss_scale_growth_interval = static_cast<int64_t>(OptionNumber(options, "lossScaleGrowthInterval"));
   Napi::Value weights = options.Get("classWeights");
   if (weights.IsArray()) {
     Napi::Array array = weights.As<Napi::Array>();
@@ -163,6 +166,13 @@ Napi::Value SetCpuCacheLimitJs(const Napi::CallbackInfo& info) {
 
 Napi::Value CudaDeviceCountJs(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), OnEngine<int>([] { return CudaAvailable() ? CudaDeviceCount() : 0; }));
+}
+
+Napi::Value PreferredPrecisionJs(const Napi::CallbackInfo& info) {
+  const std::string device_spec = StringArg(info, 0, "device");
+  return Napi::String::New(info.Env(), OnEngine<std::string>([device_spec] {
+                             return PrecisionName(PreferredPrecision(ParseDevice(device_spec)));
+                           }));
 }
 
 // The CPU generator's state (dropout, random init): saved with a resumable checkpoint so that a resumed run
@@ -241,6 +251,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads));
   exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads));
   exports.Set("cudaDeviceCount", Napi::Function::New(env, CudaDeviceCountJs));
+  exports.Set("preferredPrecision", Napi::Function::New(env, PreferredPrecisionJs));
   exports.Set("cpuCacheStats", Napi::Function::New(env, CpuCacheStatsJs));
   exports.Set("setCpuCacheLimit", Napi::Function::New(env, SetCpuCacheLimitJs));
   exports.Set("readCheckpointMetadata", Napi::Function::New(env, ReadCheckpointMetadata));

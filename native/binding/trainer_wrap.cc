@@ -45,6 +45,7 @@ Napi::Function TrainerWrap::Define(Napi::Env env) {
                          InstanceMethod<&TrainerWrap::Gradients>("gradients"),
                          InstanceMethod<&TrainerWrap::TrainableNames>("trainableNames"),
                          InstanceMethod<&TrainerWrap::Steps>("steps"),
+                         InstanceMethod<&TrainerWrap::LossScale>("lossScale"),
                          InstanceMethod<&TrainerWrap::SetLearningRate>("setLearningRate"),
                          InstanceMethod<&TrainerWrap::Save>("save"),
                          InstanceMethod<&TrainerWrap::Load>("load"),
@@ -154,6 +155,20 @@ Napi::Value TrainerWrap::Steps(const Napi::CallbackInfo& info) {
   return Schedule<int64_t>(
       info.Env(), [trainer] { return trainer->steps(); },
       [](Napi::Env env, int64_t& steps) { return Napi::Number::New(env, static_cast<double>(steps)); });
+}
+
+Napi::Value TrainerWrap::LossScale(const Napi::CallbackInfo& info) {
+  auto trainer = trainer_;
+  return Schedule<LossScaleState>(
+      info.Env(), [trainer] { return trainer->loss_scale(); },
+      [](Napi::Env env, LossScaleState& state) -> Napi::Value {
+        Napi::Object out = Napi::Object::New(env);
+        out.Set("scale", state.scale);
+        out.Set("goodSteps", static_cast<double>(state.good_steps));
+        out.Set("skippedSteps", static_cast<double>(state.skipped_steps));
+        out.Set("lastStepSkipped", state.last_step_skipped);
+        return out;
+      });
 }
 
 Napi::Value TrainerWrap::SetLearningRate(const Napi::CallbackInfo& info) {

@@ -1,6 +1,10 @@
 #include "core/device.h"
 
+#include <dlfcn.h>
 #include <torch/cuda.h>
+
+#include <fstream>
+#include <sstream>
 
 #include "core/error.h"
 
@@ -38,11 +42,61 @@ torch::Device ParseDevice(const std::string& spec) {
 
 std::string DeviceName(const torch::Device& device) { return device.str(); }
 
-Precision ParsePrecision(const std::string& name) {
+Precision ParsePrecision(const std::string& name, const torch::Device& device) {
   if (name == "fp32") return Precision::kFloat32;
   if (name == "bf16") return Precision::kBFloat16;
   if (name == "fp16") return Precision::kFloat16;
-  throw Error("ERR_INVALID_ARG", "precision '" + name + "' is not valid: expected fp32, bf16 or fp16");
+  if (name == "auto") return PreferredPrecision(device);
+  throw Error("ERR_INVALID_ARG", "precision '" + name + "' is not valid: expected fp32, bf16, fp16 or auto");
+}
+
+bool CpuHasNativeBFloat16() {
+  static const bool has = [] {
+    // The kernel lists a feature among the flags only where the processor has it and the OS enabled its
+    // state.
+    std::ifstream cpuinfo("/proc/cpuinfo");
+    std::string line;
+    while (std::getline(cpuinfo, line)) {
+      if (line.rfind("flags", 0) != 0) continue;
+      std::istringstream flags(line.substr(line.find(':') + 1));
+      std::string flag;
+      while (flags >> flag) {
+        if (flag == "avx512_bf16" || flag == "amx_bf16") return true;
+      }
+      return false;
+    }
+    return false;
+  }();
+  return has;
+}
+
+int CudaComputeCapabilityMajor(int index) {
+  // Through the driver library, which any CUDA libtorch loads, so that this builds without the CUDA headers.
+  void* driver = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+  if (driver == nullptr) return -1;
+  using InitFn = int (*)(unsigned int);
+  using DeviceGetFn = int (*)(int*, int);
+  using AttributeFn = int (*)(int*, int, int);
+  const auto init = reinterpret_cast<InitFn>(dlsym(driver, "cuInit"));
+  const auto device_get = reinterpret_cast<DeviceGetFn>(dlsym(driver, "cuDeviceGet"));
+  const auto attribute = reinterpret_cast<AttributeFn>(dlsym(driver, "cuDeviceGetAttribute"));
+  constexpr int kComputeCapabilityMajor = 75;  // CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR
+  int device = 0;
+  int major = -1;
+  if (init == nullptr || device_get == nullptr || attribute == nullptr || init(0) != 0 ||
+      device_get(&device, index) != 0 || attribute(&major, kComputeCapabilityMajor, device) != 0) {
+    major = -1;
+  }
+  dlclose(driver);
+  return major;
+}
+
+Precision PreferredPrecision(const torch::Device& device) {
+  if (device.is_cuda()) {
+    const int index = device.has_index() ? device.index() : 0;
+    return CudaComputeCapabilityMajor(index) >= 8 ? Precision::kBFloat16 : Precision::kFloat16;
+  }
+  return CpuHasNativeBFloat16() ? Precision::kBFloat16 : Precision::kFloat32;
 }
 
 std::string PrecisionName(Precision precision) {

@@ -47,6 +47,17 @@ Trainer::Trainer(std::shared_ptr<StenosisClassifier> model, TrainerOptions optio
     trainable_.push_back(tensor);
   }
   if (trainable_.empty()) throw Error("ERR_INVALID_ARG", "the model has no trainable parameters");
+  if (options_.dynamic_loss_scaling) {
+    if (!(options_.initial_loss_scale >= 1) || !std::isfinite(options_.initial_loss_scale)) {
+      throw Error("ERR_INVALID_ARG", "initial loss scale must be a finite number >= 1, got " +
+                                         std::to_string(options_.initial_loss_scale));
+    }
+    if (options_.loss_scale_growth_interval < 1) {
+      throw Error("ERR_INVALID_ARG", "loss scale growth interval must be >= 1, got " +
+                                         std::to_string(options_.loss_scale_growth_interval));
+    }
+    loss_scale_.scale = options_.initial_loss_scale;
+  }
   optimizer_ =
       std::make_unique<torch::optim::AdamW>(trainable_, torch::optim::AdamWOptions(options_.learning_rate)
                                                             .betas({options_.beta1, options_.beta2})
@@ -118,7 +129,20 @@ double Trainer::Backward(const torch::Tensor& inputs, const torch::Tensor& level
     }
   }
   if (!model_->IsTraining()) model_->SetTraining(true);
-  if (!accumulate) optimizer_->zero_grad();
+  if (!accumulate) {
+    optimizer_->zero_grad();
+    gradients_scaled_ = false;
+    gradients_overflowed_ = false;
+  } else if (options_.dynamic_loss_scaling && !gradients_scaled_ && !gradients_overflowed_) {
+    // Gradients already divided by the scale (by ClipGradients or Gradients) would be mixed with scaled ones.
+    bool any = false;
+    for (const auto& p : trainable_) any = any || p.grad().defined();
+    if (any) {
+      throw Error("ERR_STATE",
+                  "cannot accumulate into gradients that were already unscaled (clipped or read); "
+                  "clip and read gradients after the last backward pass of a step");
+    }
+  }
   torch::Tensor logits = Logits(inputs, levels, input);
   torch::Tensor loss = Loss(logits, labels);
   {
@@ -126,11 +150,13 @@ double Trainer::Backward(const torch::Tensor& inputs, const torch::Tensor& level
     last_predictions_.assign(predicted.data_ptr<int32_t>(),
                              predicted.data_ptr<int32_t>() + predicted.numel());
   }
-  if (loss_scale == 1.0) {
+  const double scale = options_.dynamic_loss_scaling ? loss_scale * loss_scale_.scale : loss_scale;
+  if (scale == 1.0) {
     loss.backward();
   } else {
-    (loss * loss_scale).backward();
+    (loss * scale).backward();
   }
+  if (options_.dynamic_loss_scaling) gradients_scaled_ = true;
   const double value = loss.item<double>();
   if (!std::isfinite(value)) {
     throw Error("ERR_NUMERIC", "the training loss is " + std::to_string(value) +
@@ -184,8 +210,25 @@ std::string Trainer::TrialStep(const torch::Tensor& images, const torch::Tensor&
   return failure;
 }
 
+void Trainer::UnscaleGradients() {
+  if (!gradients_scaled_) return;
+  gradients_scaled_ = false;
+  torch::NoGradGuard no_grad;
+  const double inverse = 1.0 / loss_scale_.scale;
+  std::vector<torch::Tensor> finite;
+  for (const auto& p : trainable_) {
+    torch::Tensor grad = p.grad();
+    if (!grad.defined()) continue;
+    grad.mul_(inverse);
+    finite.push_back(grad.isfinite().all());
+  }
+  // One synchronisation for all tensors.
+  gradients_overflowed_ = !finite.empty() && !torch::stack(finite).all().item<bool>();
+}
+
 double Trainer::ClipGradients(double max_norm) {
   if (!(max_norm > 0)) throw Error("ERR_INVALID_ARG", "max gradient norm must be > 0");
+  UnscaleGradients();
   std::vector<torch::Tensor> with_grad;
   for (const auto& p : trainable_) {
     if (p.grad().defined()) with_grad.push_back(p);
@@ -195,8 +238,33 @@ double Trainer::ClipGradients(double max_norm) {
 }
 
 void Trainer::Step() {
-  optimizer_->step();
+  UnscaleGradients();
   ++steps_;
+  if (!options_.dynamic_loss_scaling) {
+    optimizer_->step();
+    return;
+  }
+  loss_scale_.last_step_skipped = gradients_overflowed_;
+  if (gradients_overflowed_) {
+    ++loss_scale_.skipped_steps;
+    loss_scale_.good_steps = 0;
+    loss_scale_.scale *= 0.5;
+    gradients_overflowed_ = false;
+    optimizer_->zero_grad();
+    constexpr double kSmallestScale = 1.0 / (1 << 24);
+    if (loss_scale_.scale < kSmallestScale) {
+      throw Error("ERR_NUMERIC", "the gradients are not finite at every loss scale down to 2^-24 (" +
+                                     std::to_string(loss_scale_.skipped_steps) +
+                                     " updates skipped): the model diverged; lower the learning rate or "
+                                     "check the inputs");
+    }
+    return;
+  }
+  optimizer_->step();
+  if (++loss_scale_.good_steps >= options_.loss_scale_growth_interval) {
+    loss_scale_.scale *= 2;
+    loss_scale_.good_steps = 0;
+  }
 }
 
 double Trainer::TrainStep(const torch::Tensor& inputs, const torch::Tensor& levels,
@@ -227,7 +295,8 @@ EvalOutput Trainer::Evaluate(const torch::Tensor& inputs, const torch::Tensor& l
   return out;
 }
 
-NamedTensors Trainer::Gradients() const {
+NamedTensors Trainer::Gradients() {
+  UnscaleGradients();
   NamedTensors out;
   for (size_t i = 0; i < trainable_.size(); ++i) out.emplace_back(trainable_names_[i], trainable_[i].grad());
   return out;
@@ -248,6 +317,10 @@ void Trainer::Save(const std::string& path, const std::string& metadata_json) co
   contents.model = model_->StateDict();
   contents.steps = steps_;
   contents.learning_rate = options_.learning_rate;
+  if (options_.dynamic_loss_scaling) {
+    contents.extra["loss_scale"] = c10::str(loss_scale_.scale);
+    contents.extra["loss_scale_good_steps"] = std::to_string(loss_scale_.good_steps);
+  }
   const auto& state = optimizer_->state();
   for (size_t i = 0; i < trainable_.size(); ++i) {
     const auto key = c10::guts::to_string(trainable_[i].unsafeGetTensorImpl());
@@ -310,6 +383,15 @@ std::string Trainer::Load(const std::string& path, bool weights_only) {
   }
   steps_ = contents.steps;
   SetLearningRate(contents.learning_rate);
+  if (options_.dynamic_loss_scaling && contents.extra.count("loss_scale")) {
+    // Written by Save as decimal text; a value that does not parse leaves the scale as it is.
+    try {
+      const double scale = std::stod(contents.extra["loss_scale"]);
+      if (std::isfinite(scale) && scale > 0) loss_scale_.scale = scale;
+      loss_scale_.good_steps = std::stoll(contents.extra["loss_scale_good_steps"]);
+    } catch (const std::exception&) {
+    }
+  }
   return contents.metadata_json;
 }
 

@@ -22,6 +22,21 @@ struct TrainerOptions {
   double eps = 1e-8;
   // One weight per class, in class order (normal/mild, moderate, severe). Empty means unweighted.
   std::vector<float> class_weights;
+  // Dynamic loss scaling, which fp16 autocast needs so that small gradients do not flush to zero in half
+  // precision: the loss is multiplied by the scale before back-propagation and the gradients divided by it
+  // before clipping and the update; an update whose gradients hold inf or NaN is skipped and the scale
+  // halved, and after growth_interval updates in a row without one the scale doubles.
+  bool dynamic_loss_scaling = false;
+  double initial_loss_scale = 65536.0;
+  int64_t loss_scale_growth_interval = 2000;
+};
+
+// Where dynamic loss scaling stands (all zero but scale when it is off).
+struct LossScaleState {
+  double scale = 1.0;
+  int64_t good_steps = 0;     // updates since the scale last changed
+  int64_t skipped_steps = 0;  // updates skipped for non-finite gradients, in this trainer's life
+  bool last_step_skipped = false;
 };
 
 // What a batch's first tensor holds: images [B, 3, S, S] for the whole model, or backbone features
@@ -54,11 +69,13 @@ class Trainer {
   // success.
   std::string TrialStep(const torch::Tensor& images, const torch::Tensor& levels,
                         const torch::Tensor& labels);
-  // Rescales the gradients so that their global L2 norm is at most max_norm; returns the norm before.
+  // Rescales the gradients so that their global L2 norm is at most max_norm; returns the norm before (not
+  // finite when dynamic loss scaling found an overflow: the next Step skips the update).
   double ClipGradients(double max_norm);
   // Predicted classes (arg-max) of the last Backward's batch, for running training metrics; empty before.
   std::vector<int32_t> LastPredictions() const { return last_predictions_; }
-  // Applies one AdamW update with the gradients held now.
+  // Applies one AdamW update with the gradients held now; with dynamic loss scaling, skips it when a gradient
+  // is not finite (see LossScaleState) and throws ERR_NUMERIC once the scale has fallen below 2^-24.
   void Step();
   double TrainStep(const torch::Tensor& inputs, const torch::Tensor& levels, const torch::Tensor& labels,
                    Input input = Input::kImages);
@@ -67,8 +84,9 @@ class Trainer {
                       Input input = Input::kImages);
   torch::Tensor Loss(const torch::Tensor& logits, const torch::Tensor& labels) const;
 
-  // Gradients of the trainable parameters, by name (undefined before the first backward).
-  NamedTensors Gradients() const;
+  // Gradients of the trainable parameters, by name (undefined before the first backward), unscaled.
+  NamedTensors Gradients();
+  LossScaleState loss_scale() const { return loss_scale_; }
   void SetLearningRate(double learning_rate);
 
   // Whole trainable state: every model parameter and buffer, and the optimizer's per-parameter moments.
@@ -84,6 +102,8 @@ class Trainer {
   void CheckBatch(const torch::Tensor& inputs, const torch::Tensor& levels, const torch::Tensor& labels,
                   Input input) const;
   torch::Tensor Logits(const torch::Tensor& inputs, const torch::Tensor& levels, Input input);
+  // Divides gradients still multiplied by the loss scale by it, once, and notes whether any is not finite.
+  void UnscaleGradients();
 
   std::shared_ptr<StenosisClassifier> model_;
   TrainerOptions options_;
@@ -93,6 +113,9 @@ class Trainer {
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   int64_t steps_ = 0;
   std::vector<int32_t> last_predictions_;
+  LossScaleState loss_scale_;
+  bool gradients_scaled_ = false;
+  bool gradients_overflowed_ = false;
 };
 
 }  // namespace stenosis

@@ -3,7 +3,8 @@
 //
 //   stenosis-tool smoke --backbone resnet18.pt [--device cpu] [--batch 4] [--steps 3] [--threads N]
 //   stenosis-tool bench --backbone resnet152.pt [--batch 32] [--steps 10] [--warmup 2] [--unfreeze 32]
-//                       [--precision fp32|bf16] [--memory-format contiguous|channels_last] [--size 224]
+//                       [--precision fp32|bf16|fp16|auto] [--memory-format contiguous|channels_last] [--size
+//                       224]
 //
 // bench prints one JSON line: images per second of full train steps (median over steps after warm-up), and
 // the caching CPU allocator's counters (core/cpu_cache.h; STENOSIS_CPU_CACHE_MB=0 turns it off).
@@ -80,11 +81,14 @@ int Run(const Args& args) {
   auto backbone = std::make_shared<stenosis::Backbone>(backbone_path, device, size);
   const auto unfrozen = backbone->UnfreezeLast(args.GetInt("unfreeze", 32));
   stenosis::ClassifierOptions options;
-  options.precision = stenosis::ParsePrecision(args.Get("precision", "fp32"));
+  options.precision = stenosis::ParsePrecision(args.Get("precision", "fp32"), device);
   options.memory_format = stenosis::ParseMemoryFormat(args.Get("memory-format", "contiguous"));
   auto model =
       std::make_shared<stenosis::StenosisClassifier>(backbone, stenosis::LevelEmbedding(256), options);
-  stenosis::Trainer trainer(model, stenosis::TrainerOptions{});
+  stenosis::TrainerOptions trainer_options;
+  // As the library does: fp16 gradients need dynamic loss scaling.
+  trainer_options.dynamic_loss_scaling = options.precision == stenosis::Precision::kFloat16;
+  stenosis::Trainer trainer(model, trainer_options);
 
   torch::Tensor images = torch::randn({batch, 3, size, size});
   torch::Tensor levels = torch::randint(0, stenosis::kNumLevels, {batch}, torch::kLong);
@@ -110,7 +114,7 @@ int Run(const Args& args) {
       "\"imagesPerSecond\":%.3f,\"lastLoss\":%.6f,\"cpuCacheLimitMb\":%zu,\"cpuCacheHits\":%llu,"
       "\"cpuCacheMisses\":%llu,\"torch\":\"%s\"}\n",
       args.command.c_str(), backbone_path.c_str(), device.str().c_str(), static_cast<long long>(threads),
-      args.Get("precision", "fp32").c_str(), args.Get("memory-format", "contiguous").c_str(),
+      stenosis::PrecisionName(options.precision).c_str(), args.Get("memory-format", "contiguous").c_str(),
       static_cast<long long>(batch), static_cast<long long>(size), static_cast<long long>(steps),
       static_cast<long long>(backbone->feature_dim()), unfrozen.size(),
       static_cast<long long>(model->ParameterCount(true)), median, batch / median, loss,
