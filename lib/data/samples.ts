@@ -27,7 +27,9 @@ export interface DataProblem {
     | 'duplicate-row'
     | 'bad-path'
     | 'bad-row'
-    | 'unreadable-image';
+    | 'unreadable-image'
+    /** A study folder prediction cannot use (no Sagittal T2/STIR series, no instances, unreadable headers). */
+    | 'bad-study';
   where: string;
   message: string;
 }

@@ -12,7 +12,7 @@ import { evaluateSamples } from '../train/fit';
 import { SampleCache, type PipelineOptions } from '../data/loader';
 import { middleInstance } from '../data/rsna';
 import { readDicomHeader } from '../data/dicom';
-import { rowIdOf, type Sample } from '../data/samples';
+import { rowIdOf, type DataProblem, type Sample } from '../data/samples';
 import type { DeviceSpec } from '../runtime';
 
 /** Probabilities of one level of one study, in the competition's row format. */
@@ -179,16 +179,20 @@ export class StenosisPredictor {
     }));
   }
 
-  private async predictSamples(samples: Sample[]): Promise<StudyPrediction[]> {
+  private async predictSamples(samples: Sample[], problems?: DataProblem[]): Promise<StudyPrediction[]> {
+    const known = this.cache.problems.length;
     const { probabilities, samples: done } = await evaluateSamples(
       this.trainer,
       samples,
       this.cache,
       this.pipeline,
-      {
-        batchSize: this.batchSize,
-      },
+      { batchSize: this.batchSize, skipBadSamples: problems !== undefined },
     );
+    if (problems) {
+      // The five rows of a study share one image: one problem per unreadable file.
+      const unreadable = new Map(this.cache.problems.slice(known).map((p) => [p.where, p]));
+      problems.push(...unreadable.values());
+    }
     const byStudy = new Map<string, LevelPrediction[]>();
     done.forEach((s, i) => {
       const row: LevelPrediction = {
@@ -212,12 +216,16 @@ export class StenosisPredictor {
 
   /**
    * Every study of a dataset folder: test_images/ (or train_images/) with the matching
-   * *_series_descriptions.csv when present.
+   * *_series_descriptions.csv when present. With `skipBadStudies`, a study that cannot be read (no Sagittal
+   * T2/STIR series, no instance, an unreadable or corrupt DICOM file) is left out and recorded in `problems`
+   * instead of failing the whole dataset.
    */
   async predictDataset(
     folder: string,
     onStudy?: (done: number, total: number) => void,
+    options: { skipBadStudies?: boolean; problems?: DataProblem[] } = {},
   ): Promise<StudyPrediction[]> {
+    const problems = options.skipBadStudies ? (options.problems ?? []) : undefined;
     const imagesDir = ['test_images', 'train_images']
       .map((name) => path.join(folder, name))
       .find((d) => fs.existsSync(d));
@@ -244,10 +252,16 @@ export class StenosisPredictor {
       .sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : 1));
     const samples: Sample[] = [];
     for (const [i, study] of studies.entries()) {
-      samples.push(...(await this.samplesOfStudy(path.join(imagesDir, study), descriptions.get(study))));
+      const studyFolder = path.join(imagesDir, study);
+      try {
+        samples.push(...(await this.samplesOfStudy(studyFolder, descriptions.get(study))));
+      } catch (error) {
+        if (!problems || !(error instanceof StenosisError)) throw error;
+        problems.push({ kind: 'bad-study', where: studyFolder, message: error.message });
+      }
       onStudy?.(i + 1, studies.length);
     }
-    return this.predictSamples(samples);
+    return this.predictSamples(samples, problems);
   }
 }
 

@@ -345,4 +345,63 @@ describe('node bin/predict.js and StenosisPredictor', () => {
     expect(stderr).toMatch(/--output .* is a folder; give the submission CSV's file name/);
     expect(stderr).toMatch(/--device <device>' argument 'gpu' is invalid\. expected cpu, cuda or cuda:N/);
   });
+
+  test('--skip-bad-samples leaves out studies that cannot be read and names them', async () => {
+    // A copy of the dataset with three broken studies: every file of one is not DICOM, one has no series
+    // left, and one has every file cut after its header (the header reads, the pixels do not).
+    const broken = path.join(dir, 'broken');
+    fs.cpSync(data, broken, { recursive: true });
+    const images = path.join(broken, 'train_images');
+    const studies = fs.readdirSync(images).sort();
+    const filesOf = (study: string) =>
+      fs
+        .readdirSync(path.join(images, study), { recursive: true })
+        .map(String)
+        .filter((f) => f.endsWith('.dcm'))
+        .map((f) => path.join(images, study, f));
+    for (const file of filesOf(studies[0])) fs.writeFileSync(file, 'this is not a DICOM file\n');
+    for (const series of fs.readdirSync(path.join(images, studies[1])))
+      fs.rmSync(path.join(images, studies[1], series), { recursive: true });
+    for (const file of filesOf(studies[2])) {
+      const bytes = fs.readFileSync(file);
+      fs.writeFileSync(file, bytes.subarray(0, bytes.length - 4000));
+    }
+    const checkpoint = path.join(out, 'trained_models', 'resnet18_best.ckpt');
+    const submission = path.join(dir, 'skipped.csv');
+    const run = async (extra: string[]) => {
+      let stdout = '';
+      let stderr = '';
+      const writeOut = process.stdout.write.bind(process.stdout);
+      const writeErr = process.stderr.write.bind(process.stderr);
+      process.stdout.write = ((chunk: string) => ((stdout += chunk), true)) as typeof process.stdout.write;
+      process.stderr.write = ((chunk: string) => ((stderr += chunk), true)) as typeof process.stderr.write;
+      try {
+        const args = [
+          'node',
+          'predict.js',
+          '--checkpoint',
+          checkpoint,
+          '--data',
+          broken,
+          '--output',
+          submission,
+        ];
+        return { code: await predictMain(args.concat(extra)), stdout, stderr };
+      } finally {
+        process.stdout.write = writeOut;
+        process.stderr.write = writeErr;
+      }
+    };
+    const strict = await run([]);
+    expect(strict.code).toBe(1);
+    expect(studies.slice(0, 3).some((study) => strict.stderr.includes(study))).toBe(true);
+    expect(fs.existsSync(submission)).toBe(false);
+
+    const lenient = await run(['--skip_bad_samples']);
+    expect(lenient.code).toBe(0);
+    for (const study of studies.slice(0, 3)) expect(lenient.stderr).toMatch(new RegExp(`skipped .*${study}`));
+    expect(lenient.stdout).toMatch(/5 studies, 25 rows written .*; 3 studies skipped/);
+    const rows = readCsv(submission);
+    expect(new Set(rows.map((r) => r.row_id.split('_')[0]))).toEqual(new Set(studies.slice(3)));
+  });
 });
