@@ -123,7 +123,8 @@ export type TrainEvent =
   | { event: 'checkpoint'; model: string; kind: 'best' | 'last' | 'resume'; path: string; epoch: number }
   | { event: 'model-end'; model: string; val: Metrics; test: Metrics; seconds: number }
   | { event: 'model-failed'; model: string; code: string; message: string }
-  | { event: 'warning'; model: string; message: string }
+  /** `model` is absent for a warning about the whole run (data, splits). */
+  | { event: 'warning'; model?: string; message: string }
   | { event: 'resumed'; model: string; epoch: number; step: number }
   | { event: 'features'; model: string; samples: number; seconds: number; train: boolean }
   | { event: 'interrupted'; model: string; epoch: number; step: number; path: string }
@@ -812,7 +813,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 2;
   }
   const reporter = new Reporter(options.json);
-  const log = (line: string) => reporter.emit({ event: 'warning', model: '', message: line }, line);
+  const log = (line: string) => reporter.emit({ event: 'warning', message: line }, line);
   try {
     if (options.threads) setNumThreads(options.threads);
     // Checked before anything is read or written: a run refused here leaves the output folder as it was.
@@ -907,7 +908,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         test: splits.test.filter((s) => valid.has(s)),
       };
       reporter.emit(
-        { event: 'warning', model: '', message: `skipped ${checked.problems.length} unreadable image(s)` },
+        { event: 'warning', message: `skipped ${checked.problems.length} unreadable image(s)` },
         `skipped ${checked.problems.length} unreadable image(s), listed in results/data_problems.json:\n` +
           describeProblems(checked.problems, 5),
       );
