@@ -56,6 +56,25 @@ macro(stenosis_find_libtorch)
     endif()
   endif()
 
+  # TorchConfig.cmake looks for its libraries and for Caffe2Config.cmake with PATHS, which CMake searches after
+  # the system's folders: with Debian's libtorch-dev installed, a LIBTORCH or Python torch would get 2.x headers
+  # but Debian's 1.13 libraries. Searching the chosen libtorch's folder first, and forgetting what an earlier
+  # configure with another libtorch found, keeps the two together.
+  if(Torch_DIR)
+    get_filename_component(_torch_root "${Torch_DIR}/../../.." ABSOLUTE)
+    list(PREPEND CMAKE_PREFIX_PATH "${_torch_root}")
+    if(NOT "${_torch_root}" STREQUAL "${STENOSIS_TORCH_ROOT_USED}")
+      unset(Caffe2_DIR CACHE)
+      get_cmake_property(_cache_vars CACHE_VARIABLES)
+      foreach(_var IN LISTS _cache_vars)
+        if(_var MATCHES "_LIBRARY$" AND "$CACHE{${_var}}" MATCHES "(torch|c10|kineto|caffe2)")
+          unset(${_var} CACHE)
+        endif()
+      endforeach()
+      set(STENOSIS_TORCH_ROOT_USED "${_torch_root}" CACHE INTERNAL "libtorch root of the last configure")
+    endif()
+  endif()
+
   find_package(Torch QUIET)
   if(NOT Torch_FOUND)
     message(FATAL_ERROR

@@ -1,6 +1,7 @@
 #include "core/classifier.h"
 
 #include <ATen/autocast_mode.h>
+#include <torch/version.h>
 
 #include "core/error.h"
 
@@ -8,6 +9,29 @@ namespace stenosis {
 namespace {
 
 // Enables autocast for one device type while in scope, restoring the previous settings after.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+// libtorch 2.4 took the device type as an argument and deprecated the per-device functions.
+class AutocastScope {
+ public:
+  AutocastScope(torch::DeviceType device_type, at::ScalarType dtype) : device_type_(device_type) {
+    was_enabled_ = at::autocast::is_autocast_enabled(device_type_);
+    previous_dtype_ = at::autocast::get_autocast_dtype(device_type_);
+    at::autocast::set_autocast_dtype(device_type_, dtype);
+    at::autocast::set_autocast_enabled(device_type_, true);
+    at::autocast::increment_nesting();
+  }
+  ~AutocastScope() {
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+    at::autocast::set_autocast_enabled(device_type_, was_enabled_);
+    at::autocast::set_autocast_dtype(device_type_, previous_dtype_);
+  }
+
+ private:
+  torch::DeviceType device_type_;
+  bool was_enabled_ = false;
+  at::ScalarType previous_dtype_ = at::kFloat;
+};
+#else
 class AutocastScope {
  public:
   AutocastScope(torch::DeviceType device_type, at::ScalarType dtype) : cuda_(device_type == torch::kCUDA) {
@@ -40,6 +64,7 @@ class AutocastScope {
   bool was_enabled_ = false;
   at::ScalarType previous_dtype_ = at::kFloat;
 };
+#endif
 
 void AppendPrefixed(NamedTensors& out, const std::string& prefix, const NamedTensors& items) {
   for (const auto& [name, tensor] : items) out.emplace_back(prefix + name, tensor);

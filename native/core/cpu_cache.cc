@@ -2,6 +2,7 @@
 
 #include <c10/core/CPUAllocator.h>
 #include <c10/core/impl/alloc_cpu.h>
+#include <torch/version.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,6 +18,15 @@
 
 #include "core/error.h"
 
+// libtorch 2.3 made c10::Allocator::allocate non-const and added the pure virtual copy_data.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 3)
+#define STENOSIS_ALLOCATE_CONST
+#define STENOSIS_ALLOCATOR_HAS_COPY_DATA 1
+#else
+#define STENOSIS_ALLOCATE_CONST const
+#define STENOSIS_ALLOCATOR_HAS_COPY_DATA 0
+#endif
+
 namespace stenosis {
 namespace {
 
@@ -24,7 +34,7 @@ class CachingCpuAllocator final : public c10::Allocator {
  public:
   explicit CachingCpuAllocator(size_t limit) : limit_(limit) {}
 
-  c10::DataPtr allocate(size_t nbytes) const override {
+  c10::DataPtr allocate(size_t nbytes) STENOSIS_ALLOCATE_CONST override {
     if (nbytes < kMinCachedBytes) {
       void* data = c10::alloc_cpu(nbytes);
       return {data, data, &c10::free_cpu, c10::Device(c10::DeviceType::CPU)};
@@ -35,6 +45,12 @@ class CachingCpuAllocator final : public c10::Allocator {
 
   // Free tells the two kinds of block apart, so raw allocations of any size can share it.
   c10::DeleterFnPtr raw_deleter() const override { return &Free; }
+
+#if STENOSIS_ALLOCATOR_HAS_COPY_DATA
+  void copy_data(void* dest, const void* src, std::size_t count) const override {
+    default_copy_data(dest, src, count);
+  }
+#endif
 
   static CachingCpuAllocator& Instance() {
     // Never destroyed: tensors may outlive static destruction at exit.

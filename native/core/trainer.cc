@@ -3,6 +3,9 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <mutex>
+#include <sstream>
+#include <string>
+#include <type_traits>
 
 #include "core/checkpoint.h"
 #include "core/error.h"
@@ -28,6 +31,22 @@ void CheckLevelsAndLabels(int64_t batch, const torch::Tensor& levels, const torc
         (labels.min().item<int64_t>() < 0 || labels.max().item<int64_t>() >= kNumClasses)) {
       throw Error("ERR_INVALID_ARG", "labels must be in [0, 3) (normal/mild, moderate, severe)");
     }
+  }
+}
+
+// The optimizer's per-parameter state is keyed by the parameter's TensorImpl: printed as a string in
+// libtorch 1.x (what c10::guts::to_string gave, since removed), the pointer itself in libtorch 2.x.
+using OptimizerStateKey =
+    std::decay_t<decltype(std::declval<const torch::optim::Optimizer&>().state())>::key_type;
+
+template <typename Key = OptimizerStateKey>
+Key StateKey(const torch::Tensor& param) {
+  if constexpr (std::is_same_v<Key, std::string>) {
+    std::ostringstream out;
+    out << static_cast<const void*>(param.unsafeGetTensorImpl());
+    return out.str();
+  } else {
+    return param.unsafeGetTensorImpl();
   }
 }
 
@@ -323,7 +342,7 @@ void Trainer::Save(const std::string& path, const std::string& metadata_json) co
   }
   const auto& state = optimizer_->state();
   for (size_t i = 0; i < trainable_.size(); ++i) {
-    const auto key = c10::guts::to_string(trainable_[i].unsafeGetTensorImpl());
+    const auto key = StateKey(trainable_[i]);
     auto found = state.find(key);
     if (found == state.end()) continue;
     const auto& adam = static_cast<const torch::optim::AdamWParamState&>(*found->second);
@@ -379,7 +398,7 @@ std::string Trainer::Load(const std::string& path, bool weights_only) {
     adam->step(moment.step);
     adam->exp_avg(moment.exp_avg.to(param.device()).clone());
     adam->exp_avg_sq(moment.exp_avg_sq.to(param.device()).clone());
-    state_map[c10::guts::to_string(param.unsafeGetTensorImpl())] = std::move(adam);
+    state_map[StateKey(param)] = std::move(adam);
   }
   steps_ = contents.steps;
   SetLearningRate(contents.learning_rate);

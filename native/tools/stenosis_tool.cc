@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <iostream>
 #include <map>
+#include <set>
 #include <string>
 
 #include "core/backbone.h"
@@ -26,6 +27,15 @@
 
 namespace {
 
+constexpr const char* kUsage =
+    "usage: stenosis-tool smoke|bench --backbone FILE.pt [--device cpu|cuda|cuda:N] [--threads N]\n"
+    "                     [--batch N] [--steps N] [--warmup N] [--unfreeze N] [--size PX] [--seed N]\n"
+    "                     [--precision fp32|bf16|fp16|auto] [--memory-format contiguous|channels_last]\n"
+    "smoke trains a few steps and prints the losses; bench prints one JSON line of images per second.\n";
+
+const std::set<std::string> kFlags = {"backbone", "device", "threads", "batch",     "steps",        "warmup",
+                                      "unfreeze", "size",   "seed",    "precision", "memory-format"};
+
 struct Args {
   std::string command;
   std::map<std::string, std::string> flags;
@@ -36,7 +46,19 @@ struct Args {
   }
   int64_t GetInt(const std::string& key, int64_t fallback) const {
     auto found = flags.find(key);
-    return found == flags.end() ? fallback : std::stoll(found->second);
+    if (found == flags.end()) return fallback;
+    const std::string& text = found->second;
+    size_t used = 0;
+    int64_t value = -1;
+    try {
+      value = std::stoll(text, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != text.size() || value < 0) {
+      throw stenosis::Error("ERR_USAGE", "--" + key + " expects an integer >= 0, got '" + text + "'");
+    }
+    return value;
   }
 };
 
@@ -49,6 +71,7 @@ Args Parse(int argc, char** argv) {
     if (key.rfind("--", 0) != 0 || i + 1 >= argc) {
       throw stenosis::Error("ERR_USAGE", "expected --flag value pairs, got '" + key + "'");
     }
+    if (!kFlags.count(key.substr(2))) throw stenosis::Error("ERR_USAGE", "unknown flag '" + key + "'");
     args.flags[key.substr(2)] = argv[++i];
   }
   return args;
@@ -68,6 +91,7 @@ int Run(const Args& args) {
   const std::string backbone_path = args.Get("backbone", "");
   if (backbone_path.empty()) throw stenosis::Error("ERR_USAGE", "--backbone FILE.pt is required");
   const int64_t threads = args.GetInt("threads", stenosis::DefaultNumThreads());
+  if (threads < 1) throw stenosis::Error("ERR_USAGE", "--threads must be >= 1");
   at::set_num_threads(static_cast<int>(threads));
   stenosis::InstallCpuCache();
   torch::manual_seed(args.GetInt("seed", 0));
@@ -77,6 +101,10 @@ int Run(const Args& args) {
   const int64_t batch = args.GetInt("batch", bench ? 32 : 4);
   const int64_t steps = args.GetInt("steps", bench ? 10 : 3);
   const int64_t warmup = args.GetInt("warmup", bench ? 2 : 0);
+  for (const auto& [name, value] :
+       {std::pair<const char*, int64_t>{"size", size}, {"batch", batch}, {"steps", steps}}) {
+    if (value < 1) throw stenosis::Error("ERR_USAGE", std::string("--") + name + " must be >= 1");
+  }
 
   auto backbone = std::make_shared<stenosis::Backbone>(backbone_path, device, size);
   const auto unfrozen = backbone->UnfreezeLast(args.GetInt("unfreeze", 32));
@@ -126,10 +154,15 @@ int Run(const Args& args) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc >= 2 && (std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h")) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
   try {
     return Run(Parse(argc, argv));
   } catch (const stenosis::Error& e) {
     std::fprintf(stderr, "stenosis-tool: %s (%s)\n", e.what(), e.code().c_str());
+    if (e.code() == "ERR_USAGE") std::fputs(kUsage, stderr);
     return e.code() == "ERR_USAGE" ? 2 : 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "stenosis-tool: %s\n", stenosis::DescribeException(e).c_str());
