@@ -2,6 +2,7 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <cstdio>
 #include <mutex>
 #include <sstream>
 #include <string>
@@ -337,7 +338,9 @@ void Trainer::Save(const std::string& path, const std::string& metadata_json) co
   contents.steps = steps_;
   contents.learning_rate = options_.learning_rate;
   if (options_.dynamic_loss_scaling) {
-    contents.extra["loss_scale"] = c10::str(loss_scale_.scale);
+    char scale[32];
+    std::snprintf(scale, sizeof(scale), "%.17g", loss_scale_.scale);  // round-trips through std::stod
+    contents.extra["loss_scale"] = scale;
     contents.extra["loss_scale_good_steps"] = std::to_string(loss_scale_.good_steps);
   }
   const auto& state = optimizer_->state();
@@ -353,6 +356,26 @@ void Trainer::Save(const std::string& path, const std::string& metadata_json) co
 
 std::string Trainer::Load(const std::string& path, bool weights_only) {
   CheckpointContents contents = ReadCheckpoint(path);
+  // The loss scale (written by Save as decimal text) is checked before anything is changed.
+  const bool restore_scale =
+      !weights_only && options_.dynamic_loss_scaling && contents.extra.count("loss_scale");
+  LossScaleState restored_scale = loss_scale_;
+  if (restore_scale) {
+    double scale = 0;
+    int64_t good_steps = -1;
+    try {
+      scale = std::stod(contents.extra["loss_scale"]);
+      good_steps = std::stoll(contents.extra["loss_scale_good_steps"]);
+    } catch (const std::exception&) {
+    }
+    if (!(scale > 0) || !std::isfinite(scale) || good_steps < 0) {
+      throw Error("ERR_CHECKPOINT", "checkpoint '" + path + "' has a damaged loss scale ('" +
+                                        contents.extra["loss_scale"] + "', good steps '" +
+                                        contents.extra["loss_scale_good_steps"] + "')");
+    }
+    restored_scale.scale = scale;
+    restored_scale.good_steps = good_steps;
+  }
   // Model tensors: every name must exist here with the same shape; extra or missing names are an error.
   NamedTensors state = model_->StateDict();
   std::map<std::string, torch::Tensor> targets(state.begin(), state.end());
@@ -402,15 +425,7 @@ std::string Trainer::Load(const std::string& path, bool weights_only) {
   }
   steps_ = contents.steps;
   SetLearningRate(contents.learning_rate);
-  if (options_.dynamic_loss_scaling && contents.extra.count("loss_scale")) {
-    // Written by Save as decimal text; a value that does not parse leaves the scale as it is.
-    try {
-      const double scale = std::stod(contents.extra["loss_scale"]);
-      if (std::isfinite(scale) && scale > 0) loss_scale_.scale = scale;
-      loss_scale_.good_steps = std::stoll(contents.extra["loss_scale_good_steps"]);
-    } catch (const std::exception&) {
-    }
-  }
+  if (restore_scale) loss_scale_ = restored_scale;
   return contents.metadata_json;
 }
 

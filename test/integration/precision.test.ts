@@ -153,19 +153,21 @@ describe('dynamic loss scaling', () => {
   });
 
   test('the scale doubles after the growth interval and is restored from a checkpoint', async () => {
-    const options = { dynamicLossScaling: true, initialLossScale: 1024, lossScaleGrowthInterval: 2 };
+    // 2^20 + 2^-20: saved as text, it must come back to the last bit.
+    const initial = 2 ** 20 + 2 ** -20;
+    const options = { dynamicLossScaling: true, initialLossScale: initial, lossScaleGrowthInterval: 2 };
     const { trainer } = await build('fp32', options);
     await trainer.trainStep(batch);
-    expect(await trainer.lossScale()).toMatchObject({ scale: 1024, goodSteps: 1 });
+    expect(await trainer.lossScale()).toMatchObject({ scale: initial, goodSteps: 1 });
     await trainer.trainStep(batch);
-    expect(await trainer.lossScale()).toMatchObject({ scale: 2048, goodSteps: 0 });
+    expect(await trainer.lossScale()).toMatchObject({ scale: 2 * initial, goodSteps: 0 });
     await trainer.trainStep(batch);
     const file = path.join(dir, 'scaled.ckpt');
     await trainer.save(file);
     expect(trainer.checkpointMetadata().trainer.dynamicLossScaling).toBe(true);
     const restored = await build('fp32', options);
     await restored.trainer.load(file);
-    expect(await restored.trainer.lossScale()).toMatchObject({ scale: 2048, goodSteps: 1 });
+    expect(await restored.trainer.lossScale()).toMatchObject({ scale: 2 * initial, goodSteps: 1 });
   });
 
   test('refuses to accumulate into gradients that were already unscaled, and bad options by name', async () => {
