@@ -5,24 +5,12 @@ import path from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { main } from '../../lib/cli/train';
 import { generateSyntheticDataset } from '../../lib/data/synthetic';
-import { MODELS, RESNET18, tempDir } from '../helpers';
+import { MODELS, RESNET18, runCaptured, tempDir } from '../helpers';
 
 type Row = Record<string, string>;
 
-async function run(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const out = process.stdout.write.bind(process.stdout);
-  const err = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((chunk: string) => ((stdout += chunk), true)) as typeof process.stdout.write;
-  process.stderr.write = ((chunk: string) => ((stderr += chunk), true)) as typeof process.stderr.write;
-  try {
-    const code = await main(['node', 'train.js', ...argv]);
-    return { code, stdout, stderr };
-  } finally {
-    process.stdout.write = out;
-    process.stderr.write = err;
-  }
+function run(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return runCaptured(main, ['node', 'train.js', ...argv]);
 }
 
 describe('bad data', () => {

@@ -14,7 +14,7 @@ import {
 import { main } from '../../lib/cli/train';
 import { loadAddon } from '../../lib/native/loader';
 import { generateSyntheticDataset } from '../../lib/data/synthetic';
-import { makeBatch, maxAbsDiff, MODELS, RESNET18, sameBits, tempDir } from '../helpers';
+import { makeBatch, maxAbsDiff, MODELS, RESNET18, runCaptured, sameBits, tempDir } from '../helpers';
 
 async function build(
   precision: 'fp32' | 'bf16' | 'auto',
@@ -200,28 +200,13 @@ describe('node bin/train.js --precision', () => {
   const data = path.join(dir, 'data');
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-  async function run(
-    out: string,
-    precision: string,
-  ): Promise<{ code: number; stdout: string; stderr: string }> {
-    let stdout = '';
-    let stderr = '';
-    const writeOut = process.stdout.write.bind(process.stdout);
-    const writeErr = process.stderr.write.bind(process.stderr);
-    process.stdout.write = ((chunk: string) => ((stdout += chunk), true)) as typeof process.stdout.write;
-    process.stderr.write = ((chunk: string) => ((stderr += chunk), true)) as typeof process.stderr.write;
-    try {
-      const code = await main(
-        ['node', 'train.js', '--data', data, '--models', RESNET18, '--models-dir', MODELS, '--output', out]
-          .concat(['--num_epochs', '1', '--batch_size', '8', '--image_size', '48', '--crop_mm', '60'])
-          .concat(['--class-weights', '1,2,4', '--precision', precision, '--json']),
-      );
-      return { code, stdout, stderr };
-    } finally {
-      process.stdout.write = writeOut;
-      process.stderr.write = writeErr;
-    }
-  }
+  const run = (out: string, precision: string) =>
+    runCaptured(
+      main,
+      ['node', 'train.js', '--data', data, '--models', RESNET18, '--models-dir', MODELS, '--output', out]
+        .concat(['--num_epochs', '1', '--batch_size', '8', '--image_size', '48', '--crop_mm', '60'])
+        .concat(['--class-weights', '1,2,4', '--precision', precision, '--json']),
+    );
 
   test('auto trains at the precision the CPU prefers and records it in events, metrics and checkpoints', async () => {
     await generateSyntheticDataset(data, { studies: 16, seed: 5, imageSize: 96 });

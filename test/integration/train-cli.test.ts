@@ -8,7 +8,7 @@ import { main as predictMain } from '../../lib/cli/predict';
 import { StenosisPredictor } from '../../lib/predict/predictor';
 import { generateSyntheticDataset } from '../../lib/data/synthetic';
 import { computeMetrics } from '../../lib/report/metrics';
-import { MODELS, RESNET18, tempDir } from '../helpers';
+import { MODELS, RESNET18, runCaptured, tempDir } from '../helpers';
 
 type Row = Record<string, string>;
 const readCsv = (file: string): Row[] => parse(fs.readFileSync(file, 'utf8'), { columns: true }) as Row[];
@@ -368,30 +368,14 @@ describe('node bin/predict.js and StenosisPredictor', () => {
     }
     const checkpoint = path.join(out, 'trained_models', 'resnet18_best.ckpt');
     const submission = path.join(dir, 'skipped.csv');
-    const run = async (extra: string[]) => {
-      let stdout = '';
-      let stderr = '';
-      const writeOut = process.stdout.write.bind(process.stdout);
-      const writeErr = process.stderr.write.bind(process.stderr);
-      process.stdout.write = ((chunk: string) => ((stdout += chunk), true)) as typeof process.stdout.write;
-      process.stderr.write = ((chunk: string) => ((stderr += chunk), true)) as typeof process.stderr.write;
-      try {
-        const args = [
-          'node',
-          'predict.js',
-          '--checkpoint',
-          checkpoint,
-          '--data',
-          broken,
-          '--output',
-          submission,
-        ];
-        return { code: await predictMain(args.concat(extra)), stdout, stderr };
-      } finally {
-        process.stdout.write = writeOut;
-        process.stderr.write = writeErr;
-      }
-    };
+    const run = (extra: string[]) =>
+      runCaptured(
+        predictMain,
+        ['node', 'predict.js', '--checkpoint', checkpoint, '--data', broken, '--output', submission].concat(
+          extra,
+        ),
+      );
+
     const strict = await run([]);
     expect(strict.code).toBe(1);
     expect(studies.slice(0, 3).some((study) => strict.stderr.includes(study))).toBe(true);
