@@ -31,7 +31,9 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    checkpoint = torch.load(args.checkpoint)
+    # The addon's own checkpoint (its pickled dict holds TorchScript type tags, which torch >= 2.6's default
+    # weights-only loader refuses).
+    checkpoint = torch.load(args.checkpoint, weights_only=False)
     meta = json.loads(checkpoint["metadata"])
     state = checkpoint["model"]
     with open(args.inputs) as f:

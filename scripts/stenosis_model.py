@@ -60,7 +60,8 @@ def read_checkpoint(checkpoint_path):
     if not os.path.isfile(checkpoint_path):
         raise CheckpointError(f"checkpoint not found: {checkpoint_path}")
     try:
-        checkpoint = torch.load(checkpoint_path, map_location="cpu")
+        # weights_only=False: torch >= 2.6's default loader refuses the TorchScript type tags in the dict.
+        checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
     except Exception as error:  # torch raises several types for a file that is not a torch.save zip
         raise CheckpointError(f"{checkpoint_path} is not a readable torch.save checkpoint: {error}") from error
     if not isinstance(checkpoint, dict) or "metadata" not in checkpoint or "model" not in checkpoint:
