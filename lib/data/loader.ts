@@ -49,7 +49,10 @@ export class SampleCache {
     return this.cache.get(sampleKey(sample));
   }
 
-  /** The sample's base image ([size, size] in [0, 1]); decodes and prepares it on first use. */
+  /**
+   * The sample's base image ([size, size] in [0, 1], at the cache's 16-bit precision whether kept already or
+   * not); decodes and prepares it on first use.
+   */
   async base(sample: Sample): Promise<Float32Array> {
     const key = sampleKey(sample);
     const cached = this.cache.get(key);
@@ -74,8 +77,13 @@ export class SampleCache {
       crop: box,
       scaling: this.options.scaling,
     });
+    // The first use returns the kept 16-bit values too, so that what the model sees does not depend on whether
+    // the sample was read before in this process (a resumed run starts with an empty cache).
     const quantized = new Uint16Array(base.length);
-    for (let i = 0; i < base.length; i++) quantized[i] = Math.round(base[i] * 65535);
+    for (let i = 0; i < base.length; i++) {
+      quantized[i] = Math.round(base[i] * 65535);
+      base[i] = quantized[i] / 65535;
+    }
     this.cache.set(key, quantized);
     return base;
   }

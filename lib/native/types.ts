@@ -78,6 +78,7 @@ export interface NativeTrainer {
     input: NativeInput,
   ): Promise<number>;
   step(): Promise<void>;
+  setInferenceOnly(): Promise<void>;
   clipGradients(maxNorm: number): Promise<number>;
   lastPredictions(): Promise<Int32Array>;
   trialStep(images: Float32Array, shape: number[], levels: Int32Array, labels: Int32Array): Promise<string>;

@@ -127,6 +127,7 @@ export class StenosisPredictor {
     });
     const trainer = await Trainer.create(classifier);
     await trainer.load(checkpoint, { weightsOnly: true });
+    await trainer.setInferenceOnly();
     // A backbone the optimizer cannot handle runs as it was loaded, said in the warnings.
     const optimized = options.optimize
       ? await backbone.optimizeForInference().then(

@@ -275,7 +275,20 @@ export class Trainer {
     return native(this.native.trainStep(data, shape, levels, labels as Int32Array, input));
   }
 
-  /** Class probabilities in eval mode without autograd; the loss too when the batch has labels. */
+  /**
+   * From now on evaluate() runs in libtorch's inference mode (no autograd bookkeeping at all) and training is
+   * refused with ERR_STATE: inference tensors that TorchScript caches during a run could not be saved for
+   * backward by a later training step. StenosisPredictor sets it; a trainer whose backbone was optimized for
+   * inference is inference only already.
+   */
+  async setInferenceOnly(): Promise<void> {
+    await native(this.native.setInferenceOnly());
+  }
+
+  /**
+   * Class probabilities in eval mode without autograd (inference mode after setInferenceOnly()); the loss too
+   * when the batch has labels.
+   */
   async evaluate(batch: ImageBatch | FeatureBatch): Promise<EvalResult> {
     const { input, data, shape, levels, labels } = this.checked(batch, false);
     return native(this.native.evaluate(data, shape, levels, labels, input));

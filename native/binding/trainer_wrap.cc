@@ -46,6 +46,7 @@ Napi::Function TrainerWrap::Define(Napi::Env env) {
                          InstanceMethod<&TrainerWrap::TrainableNames>("trainableNames"),
                          InstanceMethod<&TrainerWrap::Steps>("steps"),
                          InstanceMethod<&TrainerWrap::LossScale>("lossScale"),
+                         InstanceMethod<&TrainerWrap::SetInferenceOnly>("setInferenceOnly"),
                          InstanceMethod<&TrainerWrap::SetLearningRate>("setLearningRate"),
                          InstanceMethod<&TrainerWrap::Save>("save"),
                          InstanceMethod<&TrainerWrap::Load>("load"),
@@ -169,6 +170,17 @@ Napi::Value TrainerWrap::LossScale(const Napi::CallbackInfo& info) {
         out.Set("lastStepSkipped", state.last_step_skipped);
         return out;
       });
+}
+
+Napi::Value TrainerWrap::SetInferenceOnly(const Napi::CallbackInfo& info) {
+  auto trainer = trainer_;
+  return Schedule<Unit>(
+      info.Env(),
+      [trainer] {
+        trainer->SetInferenceOnly();
+        return Unit{};
+      },
+      Undefined);
 }
 
 Napi::Value TrainerWrap::SetLearningRate(const Napi::CallbackInfo& info) {

@@ -79,6 +79,7 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
   Napi::Value TrainableNames(const Napi::CallbackInfo& info);
   Napi::Value Steps(const Napi::CallbackInfo& info);
   Napi::Value LossScale(const Napi::CallbackInfo& info);
+  Napi::Value SetInferenceOnly(const Napi::CallbackInfo& info);
   Napi::Value SetLearningRate(const Napi::CallbackInfo& info);
   Napi::Value Save(const Napi::CallbackInfo& info);
   Napi::Value Load(const Napi::CallbackInfo& info);

@@ -117,6 +117,19 @@ torch::Tensor Trainer::Logits(const torch::Tensor& inputs, const torch::Tensor& 
   return model_->HeadForward(inputs.to(model_->device(), torch::kFloat32), levels);
 }
 
+bool Trainer::InferenceOnly() const {
+  return inference_only_ || model_->backbone().optimized_for_inference();
+}
+
+void Trainer::CheckCanTrain() const {
+  if (inference_only_) {
+    throw Error("ERR_STATE",
+                "this trainer was set to inference only (its evaluations run in inference mode); "
+                "create another trainer to train");
+  }
+  CheckNotOptimizedForInference("train");
+}
+
 void Trainer::CheckNotOptimizedForInference(const char* what) const {
   if (model_->backbone().optimized_for_inference()) {
     throw Error("ERR_STATE", std::string("the backbone was optimized for inference, so its model cannot ") +
@@ -139,7 +152,7 @@ double Trainer::Backward(const torch::Tensor& inputs, const torch::Tensor& level
   }
   CheckBatch(inputs, levels, labels, input);
   CheckTrainableSetUnchanged();
-  CheckNotOptimizedForInference("train");
+  CheckCanTrain();
   if (input == Input::kFeatures) {
     const int64_t trainable = model_->backbone().ParameterCount(/*trainable_only=*/true);
     if (trainable > 0) {
@@ -188,7 +201,7 @@ double Trainer::Backward(const torch::Tensor& inputs, const torch::Tensor& level
 std::string Trainer::TrialStep(const torch::Tensor& images, const torch::Tensor& levels,
                                const torch::Tensor& labels) {
   CheckBatch(images, levels, labels, Input::kImages);
-  CheckNotOptimizedForInference("train");
+  CheckCanTrain();
   // Train mode, as training will run: some backbones fail at a precision in one mode only (ViT-B/16's
   // attention takes a bf16-incompatible fast path in eval mode in libtorch 1.13). Buffers (batch-norm
   // statistics) and the CPU generator (dropout) are restored after, so the trial leaves no trace.
@@ -300,16 +313,23 @@ EvalOutput Trainer::Evaluate(const torch::Tensor& inputs, const torch::Tensor& l
   const bool was_training = model_->IsTraining();
   model_->SetTraining(false);
   EvalOutput out;
-  {
-    // No autograd, but not InferenceMode: TorchScript caches tensors made in a run, and inference tensors
-    // reused by a later training run cannot be saved for backward (seen with Swin-B).
-    torch::NoGradGuard no_grad;
+  const auto run = [&] {
     torch::Tensor logits = Logits(inputs, levels, input);
     out.probabilities = torch::softmax(logits, /*dim=*/1).to(torch::kCPU).contiguous();
     if (labels.defined()) {
       out.loss = Loss(logits, labels).item<double>();
       out.has_loss = true;
     }
+  };
+  if (InferenceOnly()) {
+    c10::InferenceMode inference;
+    run();
+  } else {
+    // No autograd, but not InferenceMode while the model may still train: TorchScript caches tensors made in
+    // a run, and inference tensors reused by a later training run cannot be saved for backward (seen with
+    // Swin-B).
+    torch::NoGradGuard no_grad;
+    run();
   }
   if (was_training) model_->SetTraining(true);
   return out;

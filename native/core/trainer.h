@@ -79,7 +79,12 @@ class Trainer {
   void Step();
   double TrainStep(const torch::Tensor& inputs, const torch::Tensor& levels, const torch::Tensor& labels,
                    Input input = Input::kImages);
-  // Eval mode, no autograd. Labels may be undefined.
+  // From now on evaluations run in InferenceMode (lighter than no-grad: no version counters or view tracking)
+  // and training is refused: inference tensors that TorchScript caches in a run could not be saved for
+  // backward by a later training step. A backbone optimized for inference is inference only already.
+  void SetInferenceOnly() { inference_only_ = true; }
+  bool InferenceOnly() const;
+  // Eval mode, no autograd (InferenceMode when inference only). Labels may be undefined.
   EvalOutput Evaluate(const torch::Tensor& inputs, const torch::Tensor& levels, const torch::Tensor& labels,
                       Input input = Input::kImages);
   torch::Tensor Loss(const torch::Tensor& logits, const torch::Tensor& labels) const;
@@ -99,6 +104,7 @@ class Trainer {
   void CheckTrainableSetUnchanged() const;
   // A backbone optimized for inference has no parameters left: its model can neither train nor be saved.
   void CheckNotOptimizedForInference(const char* what) const;
+  void CheckCanTrain() const;
   void CheckBatch(const torch::Tensor& inputs, const torch::Tensor& levels, const torch::Tensor& labels,
                   Input input) const;
   torch::Tensor Logits(const torch::Tensor& inputs, const torch::Tensor& levels, Input input);
@@ -114,6 +120,7 @@ class Trainer {
   int64_t steps_ = 0;
   std::vector<int32_t> last_predictions_;
   LossScaleState loss_scale_;
+  bool inference_only_ = false;
   bool gradients_scaled_ = false;
   bool gradients_overflowed_ = false;
 };

@@ -237,6 +237,21 @@ describe('StenosisClassifier and Trainer', () => {
     }
   });
 
+  test('an inference-only trainer evaluates as before, in inference mode, and refuses to train', async () => {
+    const { trainer } = await buildTrainer(4);
+    await trainer.trainStep(batch);
+    const before = await trainer.evaluate(batch);
+    await trainer.setInferenceOnly();
+    const after = await trainer.evaluate(batch);
+    expect(sameBits(after.probabilities, before.probabilities)).toBe(true);
+    expect(after.loss).toBe(before.loss);
+    const refused = { code: 'ERR_STATE', message: expect.stringMatching(/inference only/) };
+    await expect(trainer.trainStep(batch)).rejects.toMatchObject(refused);
+    await expect(trainer.backward(batch)).rejects.toMatchObject(refused);
+    await expect(trainer.trialStep(batch)).rejects.toMatchObject(refused);
+    await trainer.save(path.join(dir, 'inference-only.ckpt'));
+  });
+
   test('changing the trainable set after creating the trainer is caught', async () => {
     const { classifier, trainer } = await buildTrainer(8);
     await classifier.backbone.unfreezeLast(10);
