@@ -455,7 +455,8 @@ async function trainModel(
     },
     `\n== ${slug}: ${backbone.metadata.architecture}, ${backbone.featureDim} features, ` +
       `input ${backbone.inputSize} px, ` +
-      `${classifier.precision}${classifier.fp32Evaluation ? ' (evaluation fp32)' : ''}` +
+      `${classifier.precision}${options.precision === 'auto' ? ' (auto)' : ''}` +
+      `${classifier.fp32Evaluation ? ' (evaluation fp32)' : ''}` +
       `${classifier.memoryFormat === 'channels_last' ? ' channels-last' : ''}, ` +
       `${unfrozen.length} backbone tensors unfrozen, ${trainable.toLocaleString('en-US')} trainable parameters` +
       (backbone.metadata.pretrained
@@ -834,7 +835,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       { event: 'start', preset, options: { ...options }, torch: versions().torch, threads: getNumThreads() },
       (preset
         ? `quick preset: synthetic RSNA-format dataset, ${options.models.join(', ')} at ${options.imageSize} px, ` +
-          `${options.numEpochs} epochs (give --data for real data; the reference settings are ` +
+          `${options.numEpochs} epoch${options.numEpochs === 1 ? '' : 's'} (give --data for real data; the reference settings are ` +
           '--models vit swin beit efficientnet resnet152 convnext --num_epochs 30)\n'
         : '') +
         `libtorch ${versions().torch}, ${getNumThreads()} threads, device ${options.device}, output ${options.output}`,

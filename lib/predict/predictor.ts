@@ -247,23 +247,47 @@ export class StenosisPredictor {
         descriptions.set(row.study_id, study);
       }
     }
-    const studies = fs
-      .readdirSync(imagesDir)
-      .filter((name) => ID.test(name))
-      .sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : 1));
+    // Every entry but hidden files must be a study folder named by its numeric id: anything else is named, not
+    // passed over in silence.
+    const studies: string[] = [];
+    for (const entry of fs.readdirSync(imagesDir, { withFileTypes: true })) {
+      if (entry.name.startsWith('.')) continue;
+      const where = path.join(imagesDir, entry.name);
+      const problem = !entry.isDirectory()
+        ? `${where} is not a study folder (expected ${path.basename(imagesDir)}/<study_id>/<series_id>/*.dcm)`
+        : !ID.test(entry.name)
+          ? `study folder ${where} is not named by a numeric study id`
+          : null;
+      if (problem === null) studies.push(entry.name);
+      else if (problems) problems.push({ kind: 'bad-study', where, message: problem });
+      else throw new StenosisError('ERR_DATA', `${problem} (--skip_bad_samples leaves it out)`);
+    }
+    if (studies.length === 0 && (problems ?? []).length === 0)
+      throw new StenosisError('ERR_DATA', `${imagesDir} holds no study folders`);
+    studies.sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : BigInt(a) > BigInt(b) ? 1 : 0));
     const samples: Sample[] = [];
     for (const [i, study] of studies.entries()) {
       const studyFolder = path.join(imagesDir, study);
       try {
         samples.push(...(await this.samplesOfStudy(studyFolder, descriptions.get(study))));
       } catch (error) {
-        if (!problems || !(error instanceof StenosisError)) throw error;
-        problems.push({ kind: 'bad-study', where: studyFolder, message: error.message });
+        if (!problems) throw error;
+        // Only what the data can cause is skipped; anything else (a bug, out of memory) still stops the run.
+        const dataError =
+          error instanceof StenosisError ||
+          ['ENOENT', 'ENOTDIR', 'EACCES', 'EISDIR'].includes(errorCode(error));
+        if (!dataError) throw error;
+        problems.push({ kind: 'bad-study', where: studyFolder, message: (error as Error).message });
       }
       onStudy?.(i + 1, studies.length);
     }
     return this.predictSamples(samples, problems);
   }
+}
+
+function errorCode(error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : '';
 }
 
 /** The competition's submission CSV: row_id,normal_mild,moderate,severe with five rows per study. */

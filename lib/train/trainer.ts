@@ -40,7 +40,7 @@ export interface TrainerOptions {
    * `lossScaleGrowthInterval` updates without one it doubles. Default: on when the classifier runs in fp16.
    */
   dynamicLossScaling?: boolean;
-  /** The scale dynamic loss scaling starts at; default 65536 (2^16). */
+  /** The scale dynamic loss scaling starts at, in [1, 2^128] (beyond, every fp32 loss overflows); default 2^16. */
   initialLossScale?: number;
   /** Updates in a row without an overflow after which the scale doubles; default 2000. */
   lossScaleGrowthInterval?: number;
@@ -182,7 +182,7 @@ export class Trainer {
         'dynamicLossScaling',
       ),
     };
-    const initialLossScale = checkNumber(options.initialLossScale ?? 65536, 'initialLossScale', 1, 1e300);
+    const initialLossScale = checkNumber(options.initialLossScale ?? 65536, 'initialLossScale', 1, 2 ** 128);
     const lossScaleGrowthInterval = checkInteger(
       options.lossScaleGrowthInterval ?? 2000,
       'lossScaleGrowthInterval',

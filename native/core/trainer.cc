@@ -51,6 +51,9 @@ Key StateKey(const torch::Tensor& param) {
   }
 }
 
+constexpr double kSmallestLossScale = 1.0 / (1 << 24);
+constexpr double kLargestLossScale = 340282366920938463463374607431768211456.0;  // 2^128
+
 }  // namespace
 
 Trainer::Trainer(std::shared_ptr<StenosisClassifier> model, TrainerOptions options)
@@ -68,9 +71,11 @@ Trainer::Trainer(std::shared_ptr<StenosisClassifier> model, TrainerOptions optio
   }
   if (trainable_.empty()) throw Error("ERR_INVALID_ARG", "the model has no trainable parameters");
   if (options_.dynamic_loss_scaling) {
-    if (!(options_.initial_loss_scale >= 1) || !std::isfinite(options_.initial_loss_scale)) {
-      throw Error("ERR_INVALID_ARG", "initial loss scale must be a finite number >= 1, got " +
-                                         std::to_string(options_.initial_loss_scale));
+    if (!(options_.initial_loss_scale >= 1 && options_.initial_loss_scale <= kLargestLossScale)) {
+      throw Error("ERR_INVALID_ARG",
+                  "initial loss scale must be in [1, 2^128] (beyond, every fp32 loss "
+                  "overflows), got " +
+                      std::to_string(options_.initial_loss_scale));
     }
     if (options_.loss_scale_growth_interval < 1) {
       throw Error("ERR_INVALID_ARG", "loss scale growth interval must be >= 1, got " +
@@ -167,15 +172,21 @@ double Trainer::Backward(const torch::Tensor& inputs, const torch::Tensor& level
     gradients_scaled_ = false;
     gradients_overflowed_ = false;
   } else if (options_.dynamic_loss_scaling && !gradients_scaled_ && !gradients_overflowed_) {
-    // Gradients already divided by the scale (by ClipGradients or Gradients) would be mixed with scaled ones.
+    // Gradients already divided by the scale would be mixed with scaled ones.
     bool any = false;
     for (const auto& p : trainable_) any = any || p.grad().defined();
+    if (any && !backward_since_step_) {
+      throw Error("ERR_STATE",
+                  "accumulate right after step() would add to the gradients of the step already taken; "
+                  "the first backward pass of a step takes accumulate false");
+    }
     if (any) {
       throw Error("ERR_STATE",
                   "cannot accumulate into gradients that were already unscaled (clipped or read); "
                   "clip and read gradients after the last backward pass of a step");
     }
   }
+  backward_since_step_ = true;
   torch::Tensor logits = Logits(inputs, levels, input);
   torch::Tensor loss = Loss(logits, labels);
   {
@@ -273,7 +284,14 @@ double Trainer::ClipGradients(double max_norm) {
 void Trainer::Step() {
   UnscaleGradients();
   ++steps_;
+  const bool fresh = backward_since_step_;
+  backward_since_step_ = false;
   if (!options_.dynamic_loss_scaling) {
+    optimizer_->step();
+    return;
+  }
+  if (!fresh) {
+    // No backward pass since the last step: nothing to count towards the scale's growth.
     optimizer_->step();
     return;
   }
@@ -284,8 +302,7 @@ void Trainer::Step() {
     loss_scale_.scale *= 0.5;
     gradients_overflowed_ = false;
     optimizer_->zero_grad();
-    constexpr double kSmallestScale = 1.0 / (1 << 24);
-    if (loss_scale_.scale < kSmallestScale) {
+    if (loss_scale_.scale < kSmallestLossScale) {
       throw Error("ERR_NUMERIC", "the gradients are not finite at every loss scale down to 2^-24 (" +
                                      std::to_string(loss_scale_.skipped_steps) +
                                      " updates skipped): the model diverged; lower the learning rate or "
@@ -381,17 +398,23 @@ std::string Trainer::Load(const std::string& path, bool weights_only) {
       !weights_only && options_.dynamic_loss_scaling && contents.extra.count("loss_scale");
   LossScaleState restored_scale = loss_scale_;
   if (restore_scale) {
+    const std::string& scale_text = contents.extra["loss_scale"];
+    const std::string& good_text = contents.extra["loss_scale_good_steps"];
     double scale = 0;
     int64_t good_steps = -1;
     try {
-      scale = std::stod(contents.extra["loss_scale"]);
-      good_steps = std::stoll(contents.extra["loss_scale_good_steps"]);
+      size_t used_scale = 0;
+      size_t used_good = 0;
+      scale = std::stod(scale_text, &used_scale);
+      good_steps = std::stoll(good_text, &used_good);
+      if (used_scale != scale_text.size() || used_good != good_text.size()) good_steps = -1;
     } catch (const std::exception&) {
+      good_steps = -1;
     }
-    if (!(scale > 0) || !std::isfinite(scale) || good_steps < 0) {
-      throw Error("ERR_CHECKPOINT", "checkpoint '" + path + "' has a damaged loss scale ('" +
-                                        contents.extra["loss_scale"] + "', good steps '" +
-                                        contents.extra["loss_scale_good_steps"] + "')");
+    if (!(scale >= kSmallestLossScale && scale <= kLargestLossScale) || good_steps < 0) {
+      throw Error("ERR_CHECKPOINT", "checkpoint '" + path + "' has a damaged loss scale ('" + scale_text +
+                                        "', good steps '" + good_text + "'): expected a number in [2^-24, " +
+                                        "2^128] and a whole number >= 0");
     }
     restored_scale.scale = scale;
     restored_scale.good_steps = good_steps;
@@ -423,6 +446,11 @@ std::string Trainer::Load(const std::string& path, bool weights_only) {
     torch::NoGradGuard no_grad;
     for (const auto& [name, tensor] : loaded) targets[name].copy_(tensor);
   }
+  // Gradients pending from before the load belong to other weights (and, scaled, to another scale).
+  optimizer_->zero_grad();
+  gradients_scaled_ = false;
+  gradients_overflowed_ = false;
+  backward_since_step_ = false;
   if (weights_only) return contents.metadata_json;
   std::map<std::string, size_t> index;
   for (size_t i = 0; i < trainable_names_.size(); ++i) index[trainable_names_[i]] = i;

@@ -123,6 +123,7 @@ class Trainer {
   bool inference_only_ = false;
   bool gradients_scaled_ = false;
   bool gradients_overflowed_ = false;
+  bool backward_since_step_ = false;
 };
 
 }  // namespace stenosis

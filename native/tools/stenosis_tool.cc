@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <iostream>
 #include <map>
@@ -44,19 +45,22 @@ struct Args {
     auto found = flags.find(key);
     return found == flags.end() ? fallback : found->second;
   }
-  int64_t GetInt(const std::string& key, int64_t fallback) const {
+  // The flag's value as a whole number >= min, or fallback when the flag is absent.
+  int64_t GetInt(const std::string& key, int64_t fallback, int64_t min) const {
     auto found = flags.find(key);
     if (found == flags.end()) return fallback;
     const std::string& text = found->second;
     size_t used = 0;
-    int64_t value = -1;
+    int64_t value = min - 1;
     try {
       value = std::stoll(text, &used);
     } catch (const std::exception&) {
       used = 0;
     }
-    if (used != text.size() || value < 0) {
-      throw stenosis::Error("ERR_USAGE", "--" + key + " expects an integer >= 0, got '" + text + "'");
+    if (used == 0 || used != text.size() || value < min) {
+      throw stenosis::Error("ERR_USAGE", "--" + key + " expects a whole number >= " + std::to_string(min) +
+                                             " (at most " + std::to_string(INT64_MAX) + "), got '" + text +
+                                             "'");
     }
     return value;
   }
@@ -90,24 +94,19 @@ int Run(const Args& args) {
   const bool bench = args.command == "bench";
   const std::string backbone_path = args.Get("backbone", "");
   if (backbone_path.empty()) throw stenosis::Error("ERR_USAGE", "--backbone FILE.pt is required");
-  const int64_t threads = args.GetInt("threads", stenosis::DefaultNumThreads());
-  if (threads < 1) throw stenosis::Error("ERR_USAGE", "--threads must be >= 1");
+  const int64_t threads = args.GetInt("threads", stenosis::DefaultNumThreads(), 1);
   at::set_num_threads(static_cast<int>(threads));
   stenosis::InstallCpuCache();
-  torch::manual_seed(args.GetInt("seed", 0));
+  torch::manual_seed(args.GetInt("seed", 0, 0));
 
   const torch::Device device = stenosis::ParseDevice(args.Get("device", "cpu"));
-  const int64_t size = args.GetInt("size", 224);
-  const int64_t batch = args.GetInt("batch", bench ? 32 : 4);
-  const int64_t steps = args.GetInt("steps", bench ? 10 : 3);
-  const int64_t warmup = args.GetInt("warmup", bench ? 2 : 0);
-  for (const auto& [name, value] :
-       {std::pair<const char*, int64_t>{"size", size}, {"batch", batch}, {"steps", steps}}) {
-    if (value < 1) throw stenosis::Error("ERR_USAGE", std::string("--") + name + " must be >= 1");
-  }
+  const int64_t size = args.GetInt("size", 224, 1);
+  const int64_t batch = args.GetInt("batch", bench ? 32 : 4, 1);
+  const int64_t steps = args.GetInt("steps", bench ? 10 : 3, 1);
+  const int64_t warmup = args.GetInt("warmup", bench ? 2 : 0, 0);
 
   auto backbone = std::make_shared<stenosis::Backbone>(backbone_path, device, size);
-  const auto unfrozen = backbone->UnfreezeLast(args.GetInt("unfreeze", 32));
+  const auto unfrozen = backbone->UnfreezeLast(args.GetInt("unfreeze", 32, 0));
   stenosis::ClassifierOptions options;
   options.precision = stenosis::ParsePrecision(args.Get("precision", "fp32"), device);
   options.memory_format = stenosis::ParseMemoryFormat(args.Get("memory-format", "contiguous"));
@@ -154,9 +153,11 @@ int Run(const Args& args) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc >= 2 && (std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h")) {
-    std::fputs(kUsage, stdout);
-    return 0;
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) == "--help" || std::string(argv[i]) == "-h") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    }
   }
   try {
     return Run(Parse(argc, argv));

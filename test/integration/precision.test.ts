@@ -14,7 +14,7 @@ import {
 import { main } from '../../lib/cli/train';
 import { loadAddon } from '../../lib/native/loader';
 import { generateSyntheticDataset } from '../../lib/data/synthetic';
-import { makeBatch, maxAbsDiff, MODELS, RESNET18, runCaptured, sameBits, tempDir } from '../helpers';
+import { makeBatch, maxAbs, maxAbsDiff, MODELS, RESNET18, runCaptured, sameBits, tempDir } from '../helpers';
 
 async function build(
   precision: 'fp32' | 'bf16' | 'auto',
@@ -117,10 +117,10 @@ describe('dynamic loss scaling', () => {
   });
 
   test('an overflowing scale skips the update, halves the scale and leaves the weights untouched', async () => {
-    // 2^130 is beyond fp32's range: the scaled loss is inf, so every gradient is inf or NaN.
+    // 2^128 is beyond fp32's range: the scaled loss is inf, so every gradient is inf or NaN.
     const { classifier, trainer } = await build('fp32', {
       dynamicLossScaling: true,
-      initialLossScale: 2 ** 130,
+      initialLossScale: 2 ** 128,
     });
     const before = await parameters(classifier);
     const loss = await trainer.backward(batch);
@@ -130,7 +130,7 @@ describe('dynamic loss scaling', () => {
     const after = await parameters(classifier);
     for (let t = 0; t < before.length; t++) expect(sameBits(after[t], before[t])).toBe(true);
     expect(await trainer.lossScale()).toEqual({
-      scale: 2 ** 129,
+      scale: 2 ** 127,
       goodSteps: 0,
       skippedSteps: 1,
       lastStepSkipped: true,
@@ -146,7 +146,7 @@ describe('dynamic loss scaling', () => {
     }
     const state = await trainer.lossScale();
     expect(state.lastStepSkipped).toBe(false);
-    expect(state.scale).toBeLessThanOrEqual(2 ** 128);
+    expect(state.scale).toBeLessThanOrEqual(2 ** 127);
     expect(state.skippedSteps).toBe(skipped);
     const moved = await parameters(classifier);
     expect(moved.some((p, t) => !sameBits(p, before[t]))).toBe(true);
@@ -182,6 +182,16 @@ describe('dynamic loss scaling', () => {
     await trainer.backward(batch);
     await trainer.backward(batch, { accumulate: true });
     await trainer.step();
+    await expect(trainer.backward(batch, { accumulate: true })).rejects.toMatchObject({
+      code: 'ERR_STATE',
+      message: expect.stringMatching(/right after step\(\)/),
+    });
+    // A load drops gradients still pending: they belong to other weights and another scale.
+    const file = path.join(dir, 'pending.ckpt');
+    await trainer.save(file);
+    await trainer.backward(batch);
+    await trainer.load(file);
+    for (const g of await trainer.gradients()) expect(maxAbs(g.data)).toBe(0);
     const backbone = await Backbone.load(RESNET18);
     const classifier = await StenosisClassifier.create({ backbone });
     await expect(Trainer.create(classifier, { initialLossScale: 0.5 })).rejects.toMatchObject({
