@@ -218,8 +218,8 @@ export class StenosisPredictor {
   /**
    * Every study of a dataset folder: test_images/ (or train_images/) with the matching
    * *_series_descriptions.csv when present. With `skipBadStudies`, a study that cannot be read (no Sagittal
-   * T2/STIR series, no instance, an unreadable or corrupt DICOM file) is left out and recorded in `problems`
-   * instead of failing the whole dataset.
+   * T2/STIR series, no instance, an unreadable or corrupt DICOM file) and an entry that is not a study folder
+   * named by its numeric id are left out and recorded in `problems` instead of failing the whole dataset.
    */
   async predictDataset(
     folder: string,
@@ -260,7 +260,8 @@ export class StenosisPredictor {
           : null;
       if (problem === null) studies.push(entry.name);
       else if (problems) problems.push({ kind: 'bad-study', where, message: problem });
-      else throw new StenosisError('ERR_DATA', `${problem} (--skip_bad_samples leaves it out)`);
+      else
+        throw new StenosisError('ERR_DATA', `${problem} (skipBadStudies, --skip_bad_samples, leaves it out)`);
     }
     if (studies.length === 0 && (problems ?? []).length === 0)
       throw new StenosisError('ERR_DATA', `${imagesDir} holds no study folders`);

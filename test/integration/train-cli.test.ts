@@ -381,7 +381,9 @@ describe('node bin/predict.js and StenosisPredictor', () => {
 
     const strict = await run([]);
     expect(strict.code).toBe(1);
-    expect(strict.stderr).toMatch(/error: .*(abc_study|123456).* \(--skip_bad_samples leaves it out\)/);
+    expect(strict.stderr).toMatch(
+      /error: .*(abc_study|123456).* \(skipBadStudies, --skip_bad_samples, leaves it out\)/,
+    );
     expect(fs.existsSync(submission)).toBe(false);
 
     const lenient = await run(['--skip_bad_samples']);
