@@ -835,7 +835,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       { event: 'start', preset, options: { ...options }, torch: versions().torch, threads: getNumThreads() },
       (preset
         ? `quick preset: synthetic RSNA-format dataset, ${options.models.join(', ')} at ${options.imageSize} px, ` +
-          `${options.numEpochs} epoch${options.numEpochs === 1 ? '' : 's'} (give --data for real data; the reference settings are ` +
+          `${options.numEpochs} epoch${options.numEpochs === 1 ? '' : 's'} ` +
+          '(give --data for real data; the reference settings are ' +
           '--models vit swin beit efficientnet resnet152 convnext --num_epochs 30)\n'
         : '') +
         `libtorch ${versions().torch}, ${getNumThreads()} threads, device ${options.device}, output ${options.output}`,

@@ -44,24 +44,15 @@ export class SampleCache {
     return this.cache.size;
   }
 
-  /** The sample's base image as kept (16-bit, v / 65535), or undefined before its first use; do not modify it. */
-  cached(sample: Sample): Uint16Array | undefined {
-    return this.cache.get(sampleKey(sample));
-  }
-
   /**
-   * The sample's base image ([size, size] in [0, 1], at the cache's 16-bit precision whether kept already or
-   * not); decodes and prepares it on first use.
+   * The sample's base image as kept: [size, size] 16-bit values v / 65535. Decodes and prepares it on first use;
+   * every read gives the same values, so what the model sees does not depend on whether the sample was read
+   * before in this process (a resumed run starts with an empty cache). Do not modify it.
    */
-  async base(sample: Sample): Promise<Float32Array> {
+  async image(sample: Sample): Promise<Uint16Array> {
     const key = sampleKey(sample);
-    const cached = this.cache.get(key);
-    // Plain loops: the callback forms of TypedArray.from are an order of magnitude slower here.
-    if (cached) {
-      const out = new Float32Array(cached.length);
-      for (let i = 0; i < cached.length; i++) out[i] = cached[i] / 65535;
-      return out;
-    }
+    const kept = this.cache.get(key);
+    if (kept) return kept;
     const image = await readDicom(sample.imagePath);
     const { crop } = this.options;
     let box = null;
@@ -77,15 +68,11 @@ export class SampleCache {
       crop: box,
       scaling: this.options.scaling,
     });
-    // The first use returns the kept 16-bit values too, so that what the model sees does not depend on whether
-    // the sample was read before in this process (a resumed run starts with an empty cache).
+    // Plain loops: the callback forms of TypedArray.from are an order of magnitude slower here.
     const quantized = new Uint16Array(base.length);
-    for (let i = 0; i < base.length; i++) {
-      quantized[i] = Math.round(base[i] * 65535);
-      base[i] = quantized[i] / 65535;
-    }
+    for (let i = 0; i < base.length; i++) quantized[i] = Math.round(base[i] * 65535);
     this.cache.set(key, quantized);
-    return base;
+    return quantized;
   }
 }
 
@@ -152,20 +139,13 @@ export async function* batches(
   const { groups, choices } = planBatches(samples, options, batchOptions);
   const prepare = async (index: number): Promise<PreparedBatch | null> => {
     const group = groups[index];
-    // Every sample kept already (every epoch after the first): the 16-bit values go to the addon as they are.
-    const quantized = group.map((sample) => cache.cached(sample));
-    if (quantized.every((q) => q !== undefined)) {
-      return preparedBatch(
-        group,
-        await augmentBatch(quantized as Uint16Array[], options.size, choices[index], options),
-      );
-    }
     const kept: Sample[] = [];
-    const bases: Float32Array[] = [];
+    // The cache's 16-bit values go to the addon as they are; it converts them on the data thread.
+    const images: Uint16Array[] = [];
     const keptChoices = [];
     for (const [i, sample] of group.entries()) {
       try {
-        bases.push(await cache.base(sample));
+        images.push(await cache.image(sample));
         kept.push(sample);
         keptChoices.push(choices[index][i]);
       } catch (error) {
@@ -178,15 +158,12 @@ export async function* batches(
       }
     }
     if (kept.length === 0) return null;
-    return preparedBatch(kept, await augmentBatch(bases, options.size, keptChoices, options));
-  };
-  const preparedBatch = (kept: Sample[], images: Float32Array): PreparedBatch => {
     const labels = kept.every((s) => s.label !== null)
       ? Int32Array.from(kept, (s) => s.label as number)
       : undefined;
     return {
       batch: {
-        images,
+        images: await augmentBatch(images, options.size, keptChoices, options),
         shape: [kept.length, 3, options.size, options.size],
         levels: Int32Array.from(kept, (s) => s.level),
         labels,

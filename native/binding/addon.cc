@@ -201,20 +201,15 @@ Napi::Value SetRngState(const Napi::CallbackInfo& info) {
   Napi::Uint8Array array = info[0].As<Napi::Uint8Array>();
   at::Tensor state = torch::empty({static_cast<int64_t>(array.ElementLength())}, torch::kUInt8);
   std::copy(array.Data(), array.Data() + array.ElementLength(), state.data_ptr<uint8_t>());
-  return Schedule<Unit>(
-      info.Env(),
-      [state] {
-        at::Generator generator = at::detail::getDefaultCPUGenerator();
-        std::lock_guard<std::mutex> lock(generator.mutex());
-        try {
-          generator.set_state(state);
-        } catch (const std::exception& e) {
-          throw Error("ERR_CHECKPOINT",
-                      "the saved random generator state is not valid: " + DescribeException(e));
-        }
-        return Unit{};
-      },
-      Undefined);
+  return ScheduleVoid(info.Env(), [state] {
+    at::Generator generator = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    try {
+      generator.set_state(state);
+    } catch (const std::exception& e) {
+      throw Error("ERR_CHECKPOINT", "the saved random generator state is not valid: " + DescribeException(e));
+    }
+  });
 }
 
 // The metadata JSON of a checkpoint, to rebuild its model before loading the tensors into it.

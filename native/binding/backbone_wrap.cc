@@ -54,24 +54,12 @@ Napi::Value BackboneWrap::Device(const Napi::CallbackInfo& info) {
 
 Napi::Value BackboneWrap::Freeze(const Napi::CallbackInfo& info) {
   auto backbone = backbone_;
-  return Schedule<Unit>(
-      info.Env(),
-      [backbone] {
-        backbone->Freeze();
-        return Unit{};
-      },
-      Undefined);
+  return ScheduleVoid(info.Env(), [backbone] { backbone->Freeze(); });
 }
 
 Napi::Value BackboneWrap::OptimizeForInference(const Napi::CallbackInfo& info) {
   auto backbone = backbone_;
-  return Schedule<Unit>(
-      info.Env(),
-      [backbone] {
-        backbone->OptimizeForInference();
-        return Unit{};
-      },
-      Undefined);
+  return ScheduleVoid(info.Env(), [backbone] { backbone->OptimizeForInference(); });
 }
 
 Napi::Value BackboneWrap::UnfreezeLast(const Napi::CallbackInfo& info) {
@@ -112,13 +100,7 @@ Napi::Value BackboneWrap::ParameterCount(const Napi::CallbackInfo& info) {
 Napi::Value BackboneWrap::SetTraining(const Napi::CallbackInfo& info) {
   auto backbone = backbone_;
   const bool training = BoolArg(info, 0, "training");
-  return Schedule<Unit>(
-      info.Env(),
-      [backbone, training] {
-        backbone->SetTraining(training);
-        return Unit{};
-      },
-      Undefined);
+  return ScheduleVoid(info.Env(), [backbone, training] { backbone->SetTraining(training); });
 }
 
 Napi::Value BackboneWrap::IsTraining(const Napi::CallbackInfo& info) {

@@ -62,13 +62,7 @@ Napi::Value ClassifierWrap::Features(const Napi::CallbackInfo& info) {
 Napi::Value ClassifierWrap::SetTraining(const Napi::CallbackInfo& info) {
   auto model = model_;
   const bool training = BoolArg(info, 0, "training");
-  return Schedule<Unit>(
-      info.Env(),
-      [model, training] {
-        model->SetTraining(training);
-        return Unit{};
-      },
-      Undefined);
+  return ScheduleVoid(info.Env(), [model, training] { model->SetTraining(training); });
 }
 
 Napi::Value ClassifierWrap::Parameters(const Napi::CallbackInfo& info) {

@@ -73,6 +73,18 @@ Napi::Promise Schedule(Napi::Env env, std::function<Result()> work,
 
 inline Napi::Value Undefined(Napi::Env env, Unit&) { return env.Undefined(); }
 
+// Schedule for work without a result: the Promise resolves to undefined.
+inline Napi::Promise ScheduleVoid(Napi::Env env, std::function<void()> work,
+                                  Engine& engine = Engine::Instance()) {
+  return Schedule<Unit>(
+      env,
+      [work = std::move(work)] {
+        work();
+        return Unit{};
+      },
+      Undefined, engine);
+}
+
 // Copies a Float32Array of the given shape into a new CPU tensor.
 torch::Tensor ImagesFromJs(const Napi::Value& data, const Napi::Value& shape);
 // Copies an Int32Array into a new int64 CPU tensor; undefined/null gives an undefined tensor.

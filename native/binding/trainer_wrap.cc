@@ -83,13 +83,7 @@ Napi::Value TrainerWrap::Backward(const Napi::CallbackInfo& info) {
 
 Napi::Value TrainerWrap::Step(const Napi::CallbackInfo& info) {
   auto trainer = trainer_;
-  return Schedule<Unit>(
-      info.Env(),
-      [trainer] {
-        trainer->Step();
-        return Unit{};
-      },
-      Undefined);
+  return ScheduleVoid(info.Env(), [trainer] { trainer->Step(); });
 }
 
 Napi::Value TrainerWrap::ClipGradients(const Napi::CallbackInfo& info) {
@@ -174,38 +168,20 @@ Napi::Value TrainerWrap::LossScale(const Napi::CallbackInfo& info) {
 
 Napi::Value TrainerWrap::SetInferenceOnly(const Napi::CallbackInfo& info) {
   auto trainer = trainer_;
-  return Schedule<Unit>(
-      info.Env(),
-      [trainer] {
-        trainer->SetInferenceOnly();
-        return Unit{};
-      },
-      Undefined);
+  return ScheduleVoid(info.Env(), [trainer] { trainer->SetInferenceOnly(); });
 }
 
 Napi::Value TrainerWrap::SetLearningRate(const Napi::CallbackInfo& info) {
   auto trainer = trainer_;
   const double learning_rate = NumberArg(info, 0, "learningRate");
-  return Schedule<Unit>(
-      info.Env(),
-      [trainer, learning_rate] {
-        trainer->SetLearningRate(learning_rate);
-        return Unit{};
-      },
-      Undefined);
+  return ScheduleVoid(info.Env(), [trainer, learning_rate] { trainer->SetLearningRate(learning_rate); });
 }
 
 Napi::Value TrainerWrap::Save(const Napi::CallbackInfo& info) {
   auto trainer = trainer_;
   const std::string path = StringArg(info, 0, "path");
   const std::string metadata = StringArg(info, 1, "metadata");
-  return Schedule<Unit>(
-      info.Env(),
-      [trainer, path, metadata] {
-        trainer->Save(path, metadata);
-        return Unit{};
-      },
-      Undefined);
+  return ScheduleVoid(info.Env(), [trainer, path, metadata] { trainer->Save(path, metadata); });
 }
 
 Napi::Value TrainerWrap::Load(const Napi::CallbackInfo& info) {
