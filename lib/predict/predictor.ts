@@ -272,23 +272,14 @@ export class StenosisPredictor {
       try {
         samples.push(...(await this.samplesOfStudy(studyFolder, descriptions.get(study))));
       } catch (error) {
-        if (!problems) throw error;
-        // Only what the data can cause is skipped; anything else (a bug, out of memory) still stops the run.
-        const dataError =
-          error instanceof StenosisError ||
-          ['ENOENT', 'ENOTDIR', 'EACCES', 'EISDIR'].includes(errorCode(error));
-        if (!dataError) throw error;
-        problems.push({ kind: 'bad-study', where: studyFolder, message: (error as Error).message });
+        // Only what the data can cause (a StenosisError naming it) is skipped; anything else still stops the run.
+        if (!problems || !(error instanceof StenosisError)) throw error;
+        problems.push({ kind: 'bad-study', where: studyFolder, message: error.message });
       }
       onStudy?.(i + 1, studies.length);
     }
     return this.predictSamples(samples, problems);
   }
-}
-
-function errorCode(error: unknown): string {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' ? code : '';
 }
 
 /** The competition's submission CSV: row_id,normal_mild,moderate,severe with five rows per study. */
