@@ -23,11 +23,13 @@ function readCsv(file: string, required: readonly string[]): Row[] {
 const ID = /^\d+$/;
 const SPINAL = new Set(['spinal canal stenosis', 'spinal_canal_stenosis']);
 
-/** Sagittal T2/STIR series of a study, in the order of the descriptions file. */
-function sagittalT2Series(descriptions: Row[], studyId: string): string[] {
-  return descriptions
-    .filter((row) => row.study_id === studyId && /sagittal\s*t2/i.test(row.series_description ?? ''))
-    .map((row) => row.series_id);
+/** Sagittal T2/STIR series of a study with their rows (1-based, header = 1), in the descriptions file's order. */
+function sagittalT2Series(descriptions: Row[], studyId: string): { seriesId: string; line: number }[] {
+  return descriptions.flatMap((row, index) =>
+    row.study_id === studyId && /sagittal\s*t2/i.test(row.series_description ?? '')
+      ? [{ seriesId: row.series_id, line: index + 2 }]
+      : [],
+  );
 }
 
 /**
@@ -70,10 +72,50 @@ export async function readRsnaDataset(folder: string): Promise<RsnaDataset> {
     'y',
   ]);
   const descriptionsFile = path.join(root, 'train_series_descriptions.csv');
-  const descriptions = fs.existsSync(descriptionsFile)
+  const hasDescriptions = fs.existsSync(descriptionsFile);
+  const descriptions = hasDescriptions
     ? readCsv(descriptionsFile, ['study_id', 'series_id', 'series_description'])
     : [];
   const problems: DataProblem[] = [];
+
+  /**
+   * The fallback image of a study without coordinates: the middle instance of its first Sagittal T2/STIR series
+   * that has images. A listed series without a folder or files is reported (and the next one tried); a study with
+   * none gets one problem saying why, instead of each level's rows vanishing without a reason.
+   */
+  async function fallbackImage(studyId: string, where: string) {
+    const listed = sagittalT2Series(descriptions, studyId);
+    for (const { seriesId, line } of listed) {
+      const seriesWhere = `train_series_descriptions.csv row ${line}`;
+      if (!ID.test(seriesId)) {
+        problems.push({
+          kind: 'bad-path',
+          where: seriesWhere,
+          message: `series_id must be digits, got ${seriesId}`,
+        });
+        continue;
+      }
+      const folder = path.join(root, 'train_images', studyId, seriesId);
+      const middle = await middleInstance(folder);
+      if (middle) return middle;
+      problems.push({
+        kind: 'missing-image',
+        where: seriesWhere,
+        message: `${folder} ${fs.existsSync(folder) ? 'has no .dcm files' : 'does not exist'} (study ${studyId})`,
+      });
+    }
+    const why = !hasDescriptions
+      ? 'train_series_descriptions.csv is absent'
+      : listed.length === 0
+        ? 'train_series_descriptions.csv lists no Sagittal T2/STIR series for it'
+        : 'none of its Sagittal T2/STIR series has images';
+    problems.push({
+      kind: 'missing-image',
+      where,
+      message: `study ${studyId} has no coordinate rows and no image to fall back on: ${why}`,
+    });
+    return null;
+  }
   const coordinateFile = 'train_label_coordinates.csv';
 
   // study -> level -> coordinate row
@@ -191,18 +233,8 @@ export async function readRsnaDataset(folder: string): Promise<RsnaDataset> {
         continue;
       }
       // No coordinates for the whole study: the middle Sagittal T2/STIR instance, uncropped.
-      if (fallback === undefined) {
-        const series = sagittalT2Series(descriptions, studyId).find((id) => ID.test(id));
-        fallback = series ? await middleInstance(path.join(root, 'train_images', studyId, series)) : null;
-      }
-      if (!fallback) {
-        problems.push({
-          kind: 'missing-image',
-          where: levelWhere,
-          message: `study ${studyId} has no coordinates and no Sagittal T2/STIR images to fall back on`,
-        });
-        continue;
-      }
+      if (fallback === undefined) fallback = await fallbackImage(studyId, where);
+      if (!fallback) continue;
       samples.push({
         rowId: rowIdOf(studyId, level),
         studyId,

@@ -1,0 +1,157 @@
+// Reading the RSNA layout: every row that cannot become a sample is reported with its file and row, and a study
+// without coordinates falls back to the middle instance of its first Sagittal T2/STIR series that has images.
+import fs from 'node:fs';
+import path from 'node:path';
+import { parse } from 'csv-parse/sync';
+import { readRsnaDataset } from '../../lib/data/rsna';
+import { generateSyntheticDataset } from '../../lib/data/synthetic';
+import { LEVEL_SLUGS, rowIdOf, type DataProblem } from '../../lib/data/samples';
+import { tempDir } from '../helpers';
+
+type Row = Record<string, string>;
+
+const readRows = (file: string) => parse(fs.readFileSync(file, 'utf8'), { columns: true }) as Row[];
+
+function writeRows(file: string, rows: Row[]): void {
+  const header = Object.keys(rows[0]);
+  const lines = [header.join(','), ...rows.map((row) => header.map((key) => row[key]).join(','))];
+  fs.writeFileSync(file, lines.join('\n') + '\n');
+}
+
+const spinal = (slug: string) => `spinal_canal_stenosis_${slug}`;
+
+describe('RSNA layout reader', () => {
+  const data = path.join(tempDir('rsna'), 'data');
+  let labels: Row[];
+  let coordinates: Row[];
+  let descriptions: Row[];
+
+  beforeAll(async () => {
+    await generateSyntheticDataset(data, { studies: 12, seed: 3, imageSize: 64 });
+    labels = readRows(path.join(data, 'train.csv'));
+    coordinates = readRows(path.join(data, 'train_label_coordinates.csv'));
+    descriptions = readRows(path.join(data, 'train_series_descriptions.csv'));
+  });
+
+  afterAll(() => fs.rmSync(path.dirname(data), { recursive: true, force: true }));
+
+  test('the generated dataset reads whole: only its labelled but unannotated levels are reported', async () => {
+    const dataset = await readRsnaDataset(data);
+    const kinds = new Set(dataset.problems.map((p) => p.kind));
+    expect([...kinds].filter((k) => k !== 'missing-label' && k !== 'missing-coordinate')).toEqual([]);
+    const labelled = labels.flatMap((row) =>
+      LEVEL_SLUGS.flatMap((slug, level) => (row[spinal(slug)] ? [rowIdOf(row.study_id, level)] : [])),
+    );
+    const reported = dataset.problems.filter((p) => p.kind === 'missing-coordinate').length;
+    expect(dataset.samples.length).toBe(labelled.length - reported);
+    expect(dataset.samples.every((s) => fs.existsSync(s.imagePath) && s.x !== null && s.y !== null)).toBe(
+      true,
+    );
+  });
+
+  test('each bad row is named with its file, row and what was expected; the rest still reads', async () => {
+    const bad = tempDir('rsna-bad');
+    try {
+      fs.cpSync(data, bad, { recursive: true });
+      const train = labels.map((row) => ({ ...row }));
+      const coords = coordinates.map((row) => ({ ...row }));
+      const series = descriptions.map((row) => ({ ...row }));
+      // Studies with all five spinal levels labelled and annotated, so that each change below is the only problem.
+      const complete = train
+        .map((row) => row.study_id)
+        .filter(
+          (id) =>
+            LEVEL_SLUGS.every((slug) => train.find((r) => r.study_id === id)![spinal(slug)]) &&
+            coords.filter((c) => c.study_id === id).length === 5,
+        );
+      expect(complete.length).toBeGreaterThanOrEqual(6);
+      const [a, b, c, d, e, f] = complete;
+      const trainRow = (id: string) => train.findIndex((row) => row.study_id === id) + 2;
+      const t2Of = (id: string) =>
+        series.find((s) => s.study_id === id && /sagittal t2/i.test(s.series_description))!.series_id;
+
+      train.find((row) => row.study_id === a)![spinal('l1_l2')] = '';
+      train.find((row) => row.study_id === a)![spinal('l2_l3')] = 'Very Severe';
+      // b: an unknown level and a second row for a level it already has.
+      const bRows = coords.filter((row) => row.study_id === b);
+      coords.push({ ...bRows[0], level: 'L6/S2' }, { ...bRows[1] });
+      // c: one annotated level loses its coordinate; another points at an instance that does not exist.
+      const cRows = coords.filter((row) => row.study_id === c);
+      coords.splice(coords.indexOf(cRows[0]), 1);
+      cRows[1].instance_number = '9999';
+      const slugOf = (level: string) => level.toLowerCase().replace('/', '_');
+      // d: no coordinates at all, and a listed Sagittal T2 series without a folder before the real one.
+      // e: no coordinates, and no Sagittal T2 series listed. f: no coordinates and its T2 folder emptied.
+      const dT2 = t2Of(d);
+      const kept = coords.filter((row) => row.study_id !== d && row.study_id !== e && row.study_id !== f);
+      series.splice(
+        series.findIndex((s) => s.study_id === d),
+        0,
+        {
+          study_id: d,
+          series_id: '424242',
+          series_description: 'Sagittal T2/STIR',
+        },
+      );
+      const ghostRow = series.findIndex((s) => s.series_id === '424242') + 2;
+      const withoutE = series.filter((s) => !(s.study_id === e && /sagittal t2/i.test(s.series_description)));
+      const fFolder = path.join(bad, 'train_images', f, t2Of(f));
+      for (const name of fs.readdirSync(fFolder)) fs.rmSync(path.join(fFolder, name));
+      const fT2Row =
+        withoutE.findIndex((s) => s.study_id === f && /sagittal t2/i.test(s.series_description)) + 2;
+      // The train.csv rows after the last study: a repeated study and an id that is not digits.
+      train.push({ ...train[train.length - 1] }, { ...train[0], study_id: '12a' });
+      writeRows(path.join(bad, 'train.csv'), train);
+      writeRows(path.join(bad, 'train_label_coordinates.csv'), kept);
+      writeRows(path.join(bad, 'train_series_descriptions.csv'), withoutE);
+      const unknownLevelAt = kept.findIndex((row) => row.level === 'L6/S2') + 2;
+      const duplicateAt = unknownLevelAt + 1;
+      const missingImageAt = kept.indexOf(cRows[1]) + 2;
+
+      const dataset = await readRsnaDataset(bad);
+      const find = (kind: DataProblem['kind'], where: string) =>
+        dataset.problems.find((p) => p.kind === kind && p.where === where);
+      expect(find('missing-label', `train.csv row ${trainRow(a)} (${spinal('l1_l2')})`)?.message).toContain(
+        a,
+      );
+      expect(find('unknown-severity', `train.csv row ${trainRow(a)} (${spinal('l2_l3')})`)?.message).toMatch(
+        /Very Severe/,
+      );
+      expect(find('unknown-level', `train_label_coordinates.csv row ${unknownLevelAt}`)?.message).toMatch(
+        /L6\/S2/,
+      );
+      expect(find('duplicate-row', `train_label_coordinates.csv row ${duplicateAt}`)?.message).toContain(b);
+      expect(
+        find('missing-coordinate', `train.csv row ${trainRow(c)} (${spinal(slugOf(cRows[0].level))})`),
+      ).toBeDefined();
+      expect(find('missing-image', `train_label_coordinates.csv row ${missingImageAt}`)?.message).toContain(
+        path.join(bad, 'train_images', c, cRows[1].series_id, '9999.dcm'),
+      );
+      expect(find('missing-image', `train_series_descriptions.csv row ${ghostRow}`)?.message).toMatch(
+        /424242 does not exist/,
+      );
+      expect(find('missing-image', `train.csv row ${trainRow(e)}`)?.message).toMatch(
+        /lists no Sagittal T2\/STIR series/,
+      );
+      expect(find('missing-image', `train_series_descriptions.csv row ${fT2Row}`)?.message).toMatch(
+        /has no \.dcm files/,
+      );
+      expect(find('missing-image', `train.csv row ${trainRow(f)}`)?.message).toMatch(
+        /none of its Sagittal T2/,
+      );
+      expect(find('duplicate-row', `train.csv row ${train.length}`)).toBeDefined();
+      expect(find('bad-path', `train.csv row ${train.length + 1}`)?.message).toContain('12a');
+
+      // d falls back past the missing series to the middle instance of its real one, uncropped, all five levels.
+      const dSamples = dataset.samples.filter((s) => s.studyId === d);
+      expect(dSamples.map((s) => s.level)).toEqual([0, 1, 2, 3, 4]);
+      expect(new Set(dSamples.map((s) => s.imagePath)).size).toBe(1);
+      expect(path.dirname(dSamples[0].imagePath)).toBe(path.join(bad, 'train_images', d, dT2));
+      expect(dSamples.every((s) => s.x === null && s.y === null)).toBe(true);
+      expect(dataset.samples.some((s) => s.studyId === e || s.studyId === f)).toBe(false);
+      expect(dataset.studies).not.toContain('12a');
+    } finally {
+      fs.rmSync(bad, { recursive: true, force: true });
+    }
+  });
+});
