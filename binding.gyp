@@ -27,7 +27,7 @@
       "cflags!": ["-fno-exceptions", "-fno-rtti"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17"],
       "cflags_cc": [
-        "-std=c++17",
+        "<!(node scripts/libtorch-config.js std)",
         "-fexceptions",
         "-frtti",
         "<!@(node scripts/libtorch-config.js cflags)",

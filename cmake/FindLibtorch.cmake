@@ -22,6 +22,44 @@ function(_stenosis_python_torch_dir out_var)
   set(${out_var} "" PARENT_SCOPE)
 endfunction()
 
+# Defines the imported target stenosis_torch for the CUDA libtorch at root and sets, in the caller's scope,
+# Torch_FOUND, Torch_VERSION, TORCH_INSTALL_PREFIX, TORCH_LIBRARIES and STENOSIS_TORCH_HAS_CUDA.
+function(_stenosis_import_cuda_libtorch root)
+  set(_lib "${root}/lib")
+  foreach(_name torch torch_cpu c10 torch_cuda c10_cuda)
+    if(NOT EXISTS "${_lib}/lib${_name}.so")
+      message(FATAL_ERROR "libtorch: ${_lib}/lib${_name}.so is missing from the CUDA libtorch at ${root}")
+    endif()
+  endforeach()
+  set(_version "")
+  if(EXISTS "${root}/share/cmake/Torch/TorchConfigVersion.cmake")
+    file(STRINGS "${root}/share/cmake/Torch/TorchConfigVersion.cmake" _line REGEX "set\\(PACKAGE_VERSION \"")
+    string(REGEX REPLACE ".*PACKAGE_VERSION \"([^\"]*)\".*" "\\1" _version "${_line}")
+  endif()
+  # The C++ ABI flag, where the libtorch's config states one (recent ones are built with the default ABI).
+  set(_abi "")
+  file(STRINGS "${root}/share/cmake/Torch/TorchConfig.cmake" _abi_line REGEX "_GLIBCXX_USE_CXX11_ABI=[01]")
+  if(_abi_line)
+    string(REGEX REPLACE ".*_GLIBCXX_USE_CXX11_ABI=([01]).*" "-D_GLIBCXX_USE_CXX11_ABI=\\1" _abi "${_abi_line}")
+  endif()
+  if(NOT TARGET stenosis_torch)
+    add_library(stenosis_torch INTERFACE IMPORTED)
+    set_target_properties(stenosis_torch PROPERTIES
+      INTERFACE_INCLUDE_DIRECTORIES "${root}/include;${root}/include/torch/csrc/api/include"
+      INTERFACE_COMPILE_OPTIONS "${_abi}"
+      # --no-as-needed: nothing in the addon calls into the CUDA libraries, and a linker that drops unused
+      # libraries would leave libtorch without its CUDA backend.
+      INTERFACE_LINK_LIBRARIES
+        "-Wl,--push-state,--no-as-needed,${_lib}/libtorch_cuda.so,${_lib}/libc10_cuda.so,--pop-state;\
+${_lib}/libtorch.so;${_lib}/libtorch_cpu.so;${_lib}/libc10.so")
+  endif()
+  set(Torch_FOUND TRUE PARENT_SCOPE)
+  set(Torch_VERSION "${_version}" PARENT_SCOPE)
+  set(TORCH_INSTALL_PREFIX "${root}" PARENT_SCOPE)
+  set(TORCH_LIBRARIES stenosis_torch PARENT_SCOPE)
+  set(STENOSIS_TORCH_HAS_CUDA ON PARENT_SCOPE)
+endfunction()
+
 macro(stenosis_find_libtorch)
   set(_torch_hint "")
   set(STENOSIS_TORCH_SOURCE "")
@@ -75,7 +113,15 @@ macro(stenosis_find_libtorch)
     endif()
   endif()
 
-  find_package(Torch QUIET)
+  set(STENOSIS_TORCH_HAS_CUDA OFF)
+  if(Torch_DIR AND EXISTS "${_torch_root}/lib/libtorch_cuda.so")
+    # A CUDA libtorch (e.g. the one in a pip torch wheel) is imported directly: its TorchConfig.cmake insists on a
+    # CUDA toolkit (nvcc, headers), which the addon does not need: it compiles no CUDA code and only has to link,
+    # and keep, the CUDA libraries so that their kernels register. Their own RPATHs find the CUDA runtime.
+    _stenosis_import_cuda_libtorch("${_torch_root}")
+  else()
+    find_package(Torch QUIET)
+  endif()
   if(NOT Torch_FOUND)
     message(FATAL_ERROR
       "libtorch was not found. Do one of:\n"
@@ -92,10 +138,17 @@ macro(stenosis_find_libtorch)
     set(STENOSIS_TORCH_LIBRARY_DIR "${TORCH_INSTALL_PREFIX}/lib")
   endif()
 
-  set(STENOSIS_TORCH_HAS_CUDA OFF)
   if(TORCH_CUDA_LIBRARIES OR CUDA_FOUND)
     set(STENOSIS_TORCH_HAS_CUDA ON)
   endif()
+  # Recent libtorch headers refuse anything older than C++20 (they say so in torch/all.h); older ones take C++17.
+  set(_torch_all_h "${TORCH_INSTALL_PREFIX}/include/torch/csrc/api/include/torch/all.h")
+  if(EXISTS "${_torch_all_h}")
+    file(STRINGS "${_torch_all_h}" _needs_cxx20 REGEX "C\\+\\+20 or later")
+    if(_needs_cxx20)
+      set(CMAKE_CXX_STANDARD 20)
+    endif()
+  endif()
   message(STATUS "libtorch: ${Torch_VERSION} from ${STENOSIS_TORCH_SOURCE}; libraries in "
-                 "${STENOSIS_TORCH_LIBRARY_DIR}; CUDA ${STENOSIS_TORCH_HAS_CUDA}")
+                 "${STENOSIS_TORCH_LIBRARY_DIR}; CUDA ${STENOSIS_TORCH_HAS_CUDA}; C++${CMAKE_CXX_STANDARD}")
 endmacro()

@@ -90,12 +90,16 @@ export function checkDevice(device: unknown, name = 'device'): DeviceSpec {
     const count = cudaDeviceCount();
     const index = device === 'cuda' ? 0 : Number(device.slice(5));
     if (count === 0) {
+      const { torch, cudaBuild } = loadAddon().versions;
+      const cpu = name.startsWith('--') ? `${name} cpu` : `${name} 'cpu'`;
       throw new StenosisError(
         'ERR_CUDA_UNAVAILABLE',
-        `${name} '${device}' was asked for but CUDA is not available: the linked libtorch ` +
-          `${loadAddon().versions.torch} ` +
-          `${loadAddon().versions.cudaBuild ? 'sees no GPU' : 'was built without CUDA'}. ` +
-          `Use --device cpu, or rebuild against a CUDA libtorch (LIBTORCH=/path/to/libtorch npm rebuild).`,
+        `${name} '${device}' was asked for but CUDA is not available: ` +
+          (cudaBuild
+            ? `the linked libtorch ${torch} has CUDA but sees no GPU (check the NVIDIA driver and ` +
+              `CUDA_VISIBLE_DEVICES). Use ${cpu} on this machine.`
+            : `the linked libtorch ${torch} was built without CUDA. Use ${cpu}, or rebuild against a CUDA ` +
+              'libtorch (LIBTORCH=/path/to/libtorch npm rebuild).'),
       );
     }
     if (index >= count) {

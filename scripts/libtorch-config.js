@@ -7,11 +7,12 @@
 //      it ships share/cmake/Torch/TorchConfig.cmake (pip wheels do; Debian's python3-torch does not)
 //   3. the system's (Debian libtorch-dev: headers in /usr/include, libraries in /usr/lib/<multiarch triplet>)
 //
-// Usage: node scripts/libtorch-config.js <include|libdir|libs|cflags|cuda|describe>
+// Usage: node scripts/libtorch-config.js <include|libdir|libs|cflags|std|cuda|describe>
 //   include   space-separated include folders
 //   libdir    the folder holding libtorch_cpu.so
 //   libs      linker flags (-L, rpath, -ltorch -ltorch_cpu -lc10 [-ltorch_cuda -lc10_cuda])
 //   cflags    -D_GLIBCXX_USE_CXX11_ABI=<0|1>
+//   std       -std=c++20 where the libtorch's headers require it (they say so in torch/all.h), else -std=c++17
 //   cuda      1 when libtorch_cuda.so is present, else 0
 //   describe  human-readable summary
 'use strict';
@@ -20,7 +21,7 @@ const fs = require('fs');
 const path = require('path');
 const { spawnSync } = require('child_process');
 
-const SUBCOMMANDS = ['include', 'libdir', 'libs', 'cflags', 'cuda', 'describe'];
+const SUBCOMMANDS = ['include', 'libdir', 'libs', 'cflags', 'std', 'cuda', 'describe'];
 
 class ConfigError extends Error {}
 
@@ -53,7 +54,12 @@ function abiFromTorchConfig(configFile) {
 function versionFromHeaders(includeDirs) {
   for (const dir of includeDirs) {
     const header = path.join(dir, 'torch', 'csrc', 'api', 'include', 'torch', 'version.h');
-    for (const candidate of [header, path.join(dir, 'torch', 'version.h')]) {
+    const candidates = [
+      header,
+      path.join(dir, 'torch', 'version.h'),
+      path.join(dir, 'torch', 'headeronly', 'version.h'),
+    ];
+    for (const candidate of candidates) {
       try {
         const text = fs.readFileSync(candidate, 'utf8');
         const part = (name) => (new RegExp(`#define\\s+TORCH_VERSION_${name}\\s+(\\d+)`).exec(text) || [])[1];
@@ -201,6 +207,18 @@ function findLibtorch() {
   return found;
 }
 
+function cxxStandard(t) {
+  for (const dir of t.includeDirs) {
+    try {
+      const text = fs.readFileSync(path.join(dir, 'torch', 'all.h'), 'utf8');
+      return /C\+\+20 or later/.test(text) ? '-std=c++20' : '-std=c++17';
+    } catch {
+      // try the next folder
+    }
+  }
+  return '-std=c++17';
+}
+
 function libs(t) {
   // --no-as-needed: nothing in the addon may reference libtorch/libtorch_cuda symbols directly, and on toolchains
   // that default to --as-needed (Ubuntu) they would be dropped, leaving CUDA unregistered at run time.
@@ -245,6 +263,9 @@ function main(argv) {
     case 'cflags':
       out = `-D_GLIBCXX_USE_CXX11_ABI=${t.abi}`;
       break;
+    case 'std':
+      out = cxxStandard(t);
+      break;
     case 'cuda':
       out = t.cuda ? '1' : '0';
       break;
@@ -254,7 +275,7 @@ function main(argv) {
         `  include: ${t.includeDirs.join(' ')}`,
         `  libdir:  ${t.libdir}`,
         `  libs:    ${libs(t)}`,
-        `  cflags:  -D_GLIBCXX_USE_CXX11_ABI=${t.abi}`,
+        `  cflags:  -D_GLIBCXX_USE_CXX11_ABI=${t.abi} ${cxxStandard(t)}`,
         `  cuda:    ${t.cuda ? 'yes' : 'no'}`,
       ].join('\n');
       break;

@@ -26,10 +26,17 @@ torch::Device ParseDevice(const std::string& spec) {
       index = std::stoi(digits);
     }
     if (!CudaAvailable()) {
+#ifdef STENOSIS_WITH_CUDA
+      const std::string why =
+          "the linked libtorch has CUDA but sees no GPU (check the NVIDIA driver and CUDA_VISIBLE_DEVICES). "
+          "Use device 'cpu' on this machine.";
+#else
+      const std::string why =
+          "the linked libtorch was built without CUDA. Use device 'cpu', or build against a CUDA libtorch "
+          "(LIBTORCH).";
+#endif
       throw Error("ERR_CUDA_UNAVAILABLE",
-                  "device '" + spec +
-                      "' was asked for but CUDA is not available: the linked libtorch was built without CUDA "
-                      "or no GPU is visible. Use device 'cpu', or build against a CUDA libtorch (LIBTORCH).");
+                  "device '" + spec + "' was asked for but CUDA is not available: " + why);
     }
     if (index >= CudaDeviceCount()) {
       throw Error("ERR_CUDA_UNAVAILABLE", "device '" + spec + "' does not exist: " +

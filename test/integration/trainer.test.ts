@@ -116,7 +116,7 @@ describe('StenosisClassifier and Trainer', () => {
       PYTHON,
       [
         '-c',
-        'import sys, json, torch; c = torch.load(sys.argv[1]); m = json.loads(c["metadata"]); ' +
+        'import sys, json, torch; c = torch.load(sys.argv[1], weights_only=False); m = json.loads(c["metadata"]); ' +
           'print(c["format"], c["version"], len(c["optimizer"]["state"]), c["optimizer"]["steps"], ' +
           'tuple(c["model"]["head.0.weight"].shape), m["trainer"]["classWeights"])',
         file,
