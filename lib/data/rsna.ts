@@ -34,20 +34,35 @@ function sagittalT2Series(descriptions: Row[], studyId: string): { seriesId: str
 
 /**
  * The middle instance by position of a series folder (files are ordered by DICOM position and instance
- * number, never by file-name string order).
+ * number, never by file-name string order). With `unreadable` given, files whose header cannot be read are
+ * collected there and left out of the ordering (the middle of the readable ones is returned, null when none is);
+ * without it the first such file throws.
  */
 export async function middleInstance(
   seriesFolder: string,
+  unreadable?: { file: string; message: string }[],
 ): Promise<{ file: string; header: DicomHeader } | null> {
   if (!fs.existsSync(seriesFolder)) return null;
   const files = fs.readdirSync(seriesFolder).filter((name) => name.endsWith('.dcm'));
   if (files.length === 0) return null;
-  const items = await Promise.all(
-    files.map(async (name) => ({
-      file: path.join(seriesFolder, name),
-      header: await readDicomHeader(path.join(seriesFolder, name)),
-    })),
+  type Read = { file: string; header: DicomHeader } | { file: string; message: string };
+  const read = await Promise.all(
+    files.map(async (name): Promise<Read> => {
+      const file = path.join(seriesFolder, name);
+      try {
+        return { file, header: await readDicomHeader(file) };
+      } catch (error) {
+        if (!unreadable) throw error;
+        return { file, message: (error as Error).message };
+      }
+    }),
   );
+  const items: { file: string; header: DicomHeader }[] = [];
+  for (const item of read) {
+    if ('header' in item) items.push(item);
+    else unreadable?.push(item);
+  }
+  if (items.length === 0) return null;
   const ordered = orderInstances(items);
   return ordered[Math.floor((ordered.length - 1) / 2)];
 }
@@ -79,9 +94,10 @@ export async function readRsnaDataset(folder: string): Promise<RsnaDataset> {
   const problems: DataProblem[] = [];
 
   /**
-   * The fallback image of a study without coordinates: the middle instance of its first Sagittal T2/STIR series
-   * that has images. A listed series without a folder or files is reported (and the next one tried); a study with
-   * none gets one problem saying why, instead of each level's rows vanishing without a reason.
+   * The fallback image of a study without coordinates: the middle instance of the readable files of its first
+   * Sagittal T2/STIR series that has any. Unreadable files are reported and left out of the ordering; a listed
+   * series without a folder or readable files is reported (and the next one tried); a study with none gets one
+   * problem saying why, instead of each level's rows vanishing without a reason.
    */
   async function fallbackImage(studyId: string, where: string) {
     const listed = sagittalT2Series(descriptions, studyId);
@@ -96,19 +112,32 @@ export async function readRsnaDataset(folder: string): Promise<RsnaDataset> {
         continue;
       }
       const folder = path.join(root, 'train_images', studyId, seriesId);
-      const middle = await middleInstance(folder);
+      const unreadable: { file: string; message: string }[] = [];
+      const middle = await middleInstance(folder, unreadable);
+      for (const { file, message } of unreadable) {
+        problems.push({
+          kind: 'unreadable-image',
+          where: file,
+          message: `${message} (study ${studyId}, Sagittal T2/STIR series ${seriesId}: left out of its ordering)`,
+        });
+      }
       if (middle) return middle;
+      const state = !fs.existsSync(folder)
+        ? 'does not exist'
+        : unreadable.length > 0
+          ? `has no readable .dcm files (${unreadable.length} unreadable)`
+          : 'has no .dcm files';
       problems.push({
         kind: 'missing-image',
         where: seriesWhere,
-        message: `${folder} ${fs.existsSync(folder) ? 'has no .dcm files' : 'does not exist'} (study ${studyId})`,
+        message: `${folder} ${state} (study ${studyId})`,
       });
     }
     const why = !hasDescriptions
       ? 'train_series_descriptions.csv is absent'
       : listed.length === 0
         ? 'train_series_descriptions.csv lists no Sagittal T2/STIR series for it'
-        : 'none of its Sagittal T2/STIR series has images';
+        : 'none of its Sagittal T2/STIR series has readable images';
     problems.push({
       kind: 'missing-image',
       where,

@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parse } from 'csv-parse/sync';
+import { orderInstances, readDicomHeader } from '../../lib/data/dicom';
 import { readRsnaDataset } from '../../lib/data/rsna';
 import { generateSyntheticDataset } from '../../lib/data/synthetic';
 import { LEVEL_SLUGS, rowIdOf, type DataProblem } from '../../lib/data/samples';
@@ -150,6 +151,71 @@ describe('RSNA layout reader', () => {
       expect(dSamples.every((s) => s.x === null && s.y === null)).toBe(true);
       expect(dataset.samples.some((s) => s.studyId === e || s.studyId === f)).toBe(false);
       expect(dataset.studies).not.toContain('12a');
+    } finally {
+      fs.rmSync(bad, { recursive: true, force: true });
+    }
+  });
+
+  test('unreadable files of a fallback series are reported and left out of its ordering', async () => {
+    const bad = tempDir('rsna-unreadable');
+    try {
+      fs.cpSync(data, bad, { recursive: true });
+      const series = descriptions.map((row) => ({ ...row }));
+      const t2Of = (id: string) =>
+        series.find((s) => s.study_id === id && /sagittal t2/i.test(s.series_description))!.series_id;
+      const [g, h] = labels
+        .map((row) => row.study_id)
+        .filter((id) => LEVEL_SLUGS.every((slug) => labels.find((r) => r.study_id === id)![spinal(slug)]));
+      // g and h lose their coordinates, so each falls back to its first Sagittal T2/STIR series.
+      const kept = coordinates.filter((row) => row.study_id !== g && row.study_id !== h);
+      // g: one file of its series is not DICOM, another is truncated.
+      const gFolder = path.join(bad, 'train_images', g, t2Of(g));
+      const gFiles = fs.readdirSync(gFolder).map((name) => path.join(gFolder, name));
+      const gBroken = [gFiles[0], gFiles[gFiles.length - 1]];
+      fs.writeFileSync(gBroken[0], 'this is not a DICOM file\n');
+      fs.writeFileSync(gBroken[1], fs.readFileSync(gBroken[1]).subarray(0, 100));
+      const gReadable = gFiles.filter((file) => !gBroken.includes(file));
+      const ordered = orderInstances(
+        await Promise.all(gReadable.map(async (file) => ({ file, header: await readDicomHeader(file) }))),
+      );
+      const gMiddle = ordered[Math.floor((ordered.length - 1) / 2)].file;
+      // h: every file of its first series unreadable; a second Sagittal T2/STIR series (a copy) is listed after it.
+      const hFolder = path.join(bad, 'train_images', h, t2Of(h));
+      const hCopy = path.join(bad, 'train_images', h, '777777');
+      fs.cpSync(hFolder, hCopy, { recursive: true });
+      for (const name of fs.readdirSync(hFolder)) fs.writeFileSync(path.join(hFolder, name), Buffer.alloc(0));
+      const hRow = series.findIndex((s) => s.series_id === t2Of(h)) + 2;
+      series.splice(hRow - 1, 0, {
+        study_id: h,
+        series_id: '777777',
+        series_description: 'Sagittal T2/STIR',
+      });
+      writeRows(path.join(bad, 'train_label_coordinates.csv'), kept);
+      writeRows(path.join(bad, 'train_series_descriptions.csv'), series);
+
+      const dataset = await readRsnaDataset(bad);
+      for (const file of gBroken) {
+        const problem = dataset.problems.find((p) => p.kind === 'unreadable-image' && p.where === file);
+        expect(problem?.message).toMatch(new RegExp(`study ${g}`));
+      }
+      const gSamples = dataset.samples.filter((s) => s.studyId === g);
+      expect(gSamples.map((s) => s.level)).toEqual([0, 1, 2, 3, 4]);
+      expect(gSamples.every((s) => s.imagePath === gMiddle)).toBe(true);
+
+      for (const name of fs.readdirSync(hFolder)) {
+        const where = path.join(hFolder, name);
+        expect(
+          dataset.problems.find((p) => p.kind === 'unreadable-image' && p.where === where),
+        ).toBeDefined();
+      }
+      expect(
+        dataset.problems.find(
+          (p) => p.kind === 'missing-image' && p.where === `train_series_descriptions.csv row ${hRow}`,
+        )?.message,
+      ).toMatch(/has no readable \.dcm files/);
+      const hSamples = dataset.samples.filter((s) => s.studyId === h);
+      expect(hSamples.map((s) => s.level)).toEqual([0, 1, 2, 3, 4]);
+      expect(hSamples.every((s) => path.dirname(s.imagePath) === hCopy)).toBe(true);
     } finally {
       fs.rmSync(bad, { recursive: true, force: true });
     }
