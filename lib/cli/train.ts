@@ -915,6 +915,15 @@ export async function main(argv: readonly string[]): Promise<number> {
           describeProblems(checked.problems, 5),
       );
     }
+    const uncropped = [...splits.train, ...splits.val, ...splits.test].filter(
+      (s) => s.x === null || s.y === null,
+    );
+    if ((options.cropPx || options.cropMm) && uncropped.length > 0) {
+      log(
+        `${uncropped.length} sample(s) have no x/y (such as the fallback slice of a study without coordinates) ` +
+          'and are used whole, uncropped',
+      );
+    }
     for (const [name, samples] of Object.entries(splits)) {
       if (samples.some((s: Sample) => s.label === null))
         throw new StenosisError('ERR_DATA', `the ${name} split has unlabelled samples`);

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { LEVELS, levelIndex, severityIndex } from '../model/levels';
 import { readCsvRows, type CsvRow } from './csv';
 import { orderInstances, readDicomHeader, type DicomHeader } from './dicom';
-import { LEVEL_SLUGS, rowIdOf, type DataProblem, type Sample } from './samples';
+import { LEVEL_SLUGS, parseCoordinates, rowIdOf, type DataProblem, type Sample } from './samples';
 
 /** A dataset read from the RSNA 2024 lumbar spine layout, restricted to spinal canal stenosis. */
 export interface RsnaDataset {
@@ -148,7 +148,10 @@ export async function readRsnaDataset(folder: string): Promise<RsnaDataset> {
   const coordinateFile = 'train_label_coordinates.csv';
 
   // study -> level -> coordinate row
-  const byStudy = new Map<string, Map<number, { row: Row; line: number }>>();
+  const byStudy = new Map<
+    string,
+    Map<number, { row: Row; line: number; point: { x: number | null; y: number | null } | null }>
+  >();
   coordinates.forEach((row, index) => {
     const line = index + 2;
     if (!SPINAL.has((row.condition ?? '').trim().toLowerCase())) return;
@@ -179,7 +182,16 @@ export async function readRsnaDataset(folder: string): Promise<RsnaDataset> {
       });
       return;
     }
-    levels.set(level, { row, line });
+    // A bad x/y is reported here; the row still stands for its level (no fallback, no second report).
+    const point = parseCoordinates(row.x, row.y);
+    if ('error' in point) {
+      problems.push({
+        kind: 'bad-row',
+        where,
+        message: `${point.error} (study ${row.study_id} ${LEVELS[level]}; the sample is left out)`,
+      });
+    }
+    levels.set(level, { row, line, point: 'error' in point ? null : point });
     byStudy.set(row.study_id, levels);
   });
 
@@ -228,7 +240,8 @@ export async function readRsnaDataset(folder: string): Promise<RsnaDataset> {
       }
       const coordinate = studyCoordinates?.get(level);
       if (coordinate) {
-        const { row: c, line: cLine } = coordinate;
+        const { row: c, line: cLine, point } = coordinate;
+        if (!point) continue; // its bad x/y is reported with its row
         const imagePath = path.join(root, 'train_images', studyId, c.series_id, `${c.instance_number}.dcm`);
         if (!fs.existsSync(imagePath)) {
           problems.push({
@@ -238,8 +251,6 @@ export async function readRsnaDataset(folder: string): Promise<RsnaDataset> {
           });
           continue;
         }
-        const x = Number(c.x);
-        const y = Number(c.y);
         samples.push({
           rowId: rowIdOf(studyId, level),
           studyId,
@@ -248,8 +259,8 @@ export async function readRsnaDataset(folder: string): Promise<RsnaDataset> {
           imagePath,
           level,
           label,
-          x: Number.isFinite(x) ? x : null,
-          y: Number.isFinite(y) ? y : null,
+          x: point.x,
+          y: point.y,
         });
         continue;
       }

@@ -46,3 +46,31 @@ export const LEVEL_SLUGS = ['l1_l2', 'l2_l3', 'l3_l4', 'l4_l5', 'l5_s1'] as cons
 export function rowIdOf(studyId: string, level: number): string {
   return `${studyId}_spinal_canal_stenosis_${LEVEL_SLUGS[level]}`;
 }
+
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
+/**
+ * A row's x and y cells as pixel coordinates: both empty (or absent) is no coordinate (null, null), the sample
+ * then used uncropped; otherwise both must be finite decimal numbers >= 0. Returns the reason when they are not.
+ */
+export function parseCoordinates(
+  x: string | undefined,
+  y: string | undefined,
+): { x: number | null; y: number | null } | { error: string } {
+  const cells = [(x ?? '').trim(), (y ?? '').trim()];
+  if (!cells[0] && !cells[1]) return { x: null, y: null };
+  const values: number[] = [];
+  for (const [i, cell] of cells.entries()) {
+    const name = i === 0 ? 'x' : 'y';
+    const other = i === 0 ? 'y' : 'x';
+    if (!cell)
+      return {
+        error: `${name} is empty but ${other} is ${JSON.stringify(cells[1 - i])}: give both or neither`,
+      };
+    const value = DECIMAL.test(cell) ? Number(cell) : NaN;
+    if (!Number.isFinite(value) || value < 0)
+      return { error: `${name} must be a finite number of pixels >= 0, got ${JSON.stringify(cell)}` };
+    values.push(value);
+  }
+  return { x: values[0], y: values[1] };
+}

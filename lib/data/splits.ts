@@ -4,7 +4,7 @@ import { readCsvRows } from './csv';
 import { StenosisError } from '../errors';
 import { LEVELS, levelIndex, SEVERITIES, severityIndex } from '../model/levels';
 import { SeededRandom } from './random';
-import { rowIdOf, type DataProblem, type Sample } from './samples';
+import { parseCoordinates, rowIdOf, type DataProblem, type Sample } from './samples';
 import { describeProblems } from './validate';
 import { writeFileAtomic } from './atomic';
 
@@ -119,9 +119,12 @@ export function readReferenceCsv(file: string, problems?: DataProblem[]): Sample
         found.push({ kind: 'missing-image', where, message: `${imagePath} does not exist` });
         return;
       }
+      const point = parseCoordinates(row.x, row.y);
+      if ('error' in point) {
+        found.push({ kind: 'bad-row', where, message: `${point.error} (row_id ${row.row_id})` });
+        return;
+      }
       const studyId = row.row_id.split('_')[0] || row.row_id;
-      const x = row.x ? Number(row.x) : NaN;
-      const y = row.y ? Number(row.y) : NaN;
       samples.push({
         rowId: row.row_id || rowIdOf(studyId, level),
         studyId,
@@ -130,8 +133,8 @@ export function readReferenceCsv(file: string, problems?: DataProblem[]): Sample
         imagePath,
         level,
         label,
-        x: Number.isFinite(x) ? x : null,
-        y: Number.isFinite(y) ? y : null,
+        x: point.x,
+        y: point.y,
       });
     } catch (error) {
       const code = (error as StenosisError).code;

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { orderInstances, readDicomHeader } from '../../lib/data/dicom';
 import { readRsnaDataset } from '../../lib/data/rsna';
+import { levelIndex } from '../../lib/model/levels';
 import { generateSyntheticDataset } from '../../lib/data/synthetic';
 import { LEVEL_SLUGS, rowIdOf, type DataProblem } from '../../lib/data/samples';
 import { tempDir } from '../helpers';
@@ -216,6 +217,49 @@ describe('RSNA layout reader', () => {
       const hSamples = dataset.samples.filter((s) => s.studyId === h);
       expect(hSamples.map((s) => s.level)).toEqual([0, 1, 2, 3, 4]);
       expect(hSamples.every((s) => path.dirname(s.imagePath) === hCopy)).toBe(true);
+    } finally {
+      fs.rmSync(bad, { recursive: true, force: true });
+    }
+  });
+
+  test('empty x and y are no coordinate; other x/y that are not two numbers >= 0 are bad rows', async () => {
+    const bad = tempDir('rsna-xy');
+    try {
+      fs.cpSync(data, bad, { recursive: true });
+      const coords = coordinates.map((row) => ({ ...row }));
+      const spinalRows = coords.filter((row) => /spinal/i.test(row.condition));
+      const cells: [string, string][] = [
+        ['', ''],
+        ['abc', '10'],
+        ['-3', '10'],
+        ['1e999', '10'],
+        ['12', ''],
+        ['0x10', '10'],
+        ['Infinity', '5'],
+      ];
+      const changed = cells.map(([x, y], i) => {
+        const row = spinalRows[i * 7];
+        row.x = x;
+        row.y = y;
+        return { row, line: coords.indexOf(row) + 2, x, y };
+      });
+      writeRows(path.join(bad, 'train_label_coordinates.csv'), coords);
+      const dataset = await readRsnaDataset(bad);
+      const sampleOf = (row: Row) =>
+        dataset.samples.find((s) => s.rowId === rowIdOf(row.study_id, levelIndex(row.level, 'test')));
+      const [empty, ...wrong] = changed;
+      expect(sampleOf(empty.row)).toMatchObject({ x: null, y: null });
+      expect(dataset.problems.some((p) => p.where === `train_label_coordinates.csv row ${empty.line}`)).toBe(
+        false,
+      );
+      for (const { row, line, x } of wrong) {
+        const problem = dataset.problems.find((p) => p.where === `train_label_coordinates.csv row ${line}`);
+        expect(problem?.kind).toBe('bad-row');
+        expect(problem?.message).toContain(JSON.stringify(x));
+        // The bad row still stands for its level: no missing-coordinate report, no fallback image.
+        expect(sampleOf(row)).toBeUndefined();
+      }
+      expect(dataset.problems.filter((p) => p.kind === 'bad-row')).toHaveLength(wrong.length);
     } finally {
       fs.rmSync(bad, { recursive: true, force: true });
     }
