@@ -11,7 +11,7 @@ import { loadAddon, packageRoot } from '../native/loader';
 import { checkDevice, setNumThreads, getNumThreads, versions } from '../runtime';
 import { Trainer } from '../train/trainer';
 import { writeFileAtomic } from '../data/atomic';
-import type { PipelineOptions } from '../data/loader';
+import type { CropOptions, PipelineOptions } from '../data/loader';
 import { SeededRandom } from '../data/random';
 import { readRsnaDataset } from '../data/rsna';
 import { countProblems, type DataProblem, type Sample } from '../data/samples';
@@ -888,19 +888,35 @@ export async function main(argv: readonly string[]): Promise<number> {
       writeReferenceCsv(path.join(splitDir, 'val.csv'), splits.val);
       writeReferenceCsv(path.join(splitDir, 'test.csv'), splits.test);
     }
-    // Validation pass: every image is decoded once, so that all unreadable files are reported together.
-    const checked = await validateSamples([...splits.train, ...splits.val, ...splits.test]);
+    // Validation pass: every image is decoded once, so that all unreadable files, and the samples that cannot be
+    // cropped as asked (x/y outside the image, mm without PixelSpacing), are reported together.
+    const crop: CropOptions | null = options.cropPx
+      ? { size: options.cropPx, unit: 'px' }
+      : options.cropMm
+        ? { size: options.cropMm, unit: 'mm' }
+        : null;
+    const all = [...splits.train, ...splits.val, ...splits.test];
+    const checked = await validateSamples(all, undefined, crop);
     dataProblems.push(...checked.problems);
     writeFileAtomic(
       path.join(options.output, 'results', 'data_problems.json'),
       JSON.stringify({ counts: countProblems(dataProblems), problems: dataProblems }, null, 2) + '\n',
     );
     if (checked.problems.length > 0) {
+      const counts = countProblems(checked.problems);
+      const what = (skipped: boolean) =>
+        [
+          [counts['unreadable-image'], skipped ? 'unreadable image(s)' : 'image(s) cannot be read'],
+          [counts['no-pixel-spacing'], 'image(s) without the PixelSpacing a crop in mm needs'],
+          [counts['bad-coordinate'], 'x/y outside the image'],
+        ]
+          .filter(([n]) => n)
+          .map(([n, text]) => `${n} ${text}`)
+          .join(', ');
       if (!options.skipBadSamples) {
         throw new StenosisError(
           'ERR_DATA',
-          `${checked.problems.length} image(s) cannot be read (--skip-bad-samples leaves them out):\n` +
-            describeProblems(checked.problems),
+          `${what(false)} (--skip-bad-samples leaves them out):\n` + describeProblems(checked.problems),
         );
       }
       const valid = new Set(checked.valid);
@@ -910,15 +926,16 @@ export async function main(argv: readonly string[]): Promise<number> {
         test: splits.test.filter((s) => valid.has(s)),
       };
       reporter.emit(
-        { event: 'warning', message: `skipped ${checked.problems.length} unreadable image(s)` },
-        `skipped ${checked.problems.length} unreadable image(s), listed in results/data_problems.json:\n` +
+        { event: 'warning', message: `skipped ${what(true)}` },
+        `skipped ${what(true)} (${all.length - checked.valid.length} sample(s) left out), ` +
+          'listed in results/data_problems.json:\n' +
           describeProblems(checked.problems, 5),
       );
     }
     const uncropped = [...splits.train, ...splits.val, ...splits.test].filter(
       (s) => s.x === null || s.y === null,
     );
-    if ((options.cropPx || options.cropMm) && uncropped.length > 0) {
+    if (crop && uncropped.length > 0) {
       log(
         `${uncropped.length} sample(s) have no x/y (such as the fallback slice of a study without coordinates) ` +
           'and are used whole, uncropped',

@@ -10,11 +10,12 @@ import {
 } from './preprocess';
 import { SeededRandom } from './random';
 import type { DataProblem, Sample } from './samples';
+import { cropProblem } from './validate';
 
 export interface CropOptions {
   /** Side of the square crop around the labelled point. */
   size: number;
-  /** 'mm' uses the image's PixelSpacing (pixels when it has none). */
+  /** 'mm' uses the image's PixelSpacing; an image without one cannot be cropped in mm (an error, never pixels). */
   unit: 'px' | 'mm';
 }
 
@@ -57,7 +58,10 @@ export class SampleCache {
     const { crop } = this.options;
     let box = null;
     if (crop && sample.x !== null && sample.y !== null) {
-      const spacing = crop.unit === 'mm' && image.pixelSpacing ? image.pixelSpacing : null;
+      const problem = cropProblem(sample, image, crop);
+      if (problem)
+        throw Object.assign(new StenosisError('ERR_DATA', problem.message), { problemKind: problem.kind });
+      const spacing = crop.unit === 'mm' ? (image.pixelSpacing as [number, number]) : null;
       const width = spacing ? crop.size / spacing[1] : crop.size;
       const height = spacing ? crop.size / spacing[0] : crop.size;
       box = { x0: sample.x - width / 2, y0: sample.y - height / 2, width, height };
@@ -151,7 +155,7 @@ export async function* batches(
       } catch (error) {
         if (!batchOptions.skipBadSamples) throw error;
         cache.problems.push({
-          kind: 'unreadable-image',
+          kind: (error as { problemKind?: DataProblem['kind'] }).problemKind ?? 'unreadable-image',
           where: sample.imagePath,
           message: (error as Error).message,
         });

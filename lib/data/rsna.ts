@@ -261,6 +261,7 @@ export async function readRsnaDataset(folder: string): Promise<RsnaDataset> {
           label,
           x: point.x,
           y: point.y,
+          source: `${coordinateFile} row ${cLine}`,
         });
         continue;
       }
@@ -285,6 +286,7 @@ export async function readRsnaDataset(folder: string): Promise<RsnaDataset> {
         label,
         x: null,
         y: null,
+        source: where,
       });
     }
   }

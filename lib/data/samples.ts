@@ -14,6 +14,8 @@ export interface Sample {
   /** Labelled canal centre in pixels of the image, when known (crops are centred there). */
   x: number | null;
   y: number | null;
+  /** The file and row the sample was read from (e.g. `train_label_coordinates.csv row 7`), for problem reports. */
+  source?: string;
 }
 
 /** A problem found while reading a dataset: the file or row, and what was expected. */
@@ -28,6 +30,10 @@ export interface DataProblem {
     | 'bad-path'
     | 'bad-row'
     | 'unreadable-image'
+    /** A crop was asked for and the sample's x/y lies outside its image. */
+    | 'bad-coordinate'
+    /** A crop in millimetres was asked for and the image has no (usable) PixelSpacing. */
+    | 'no-pixel-spacing'
     /** A study folder prediction cannot use (no Sagittal T2/STIR series, no instances, unreadable headers). */
     | 'bad-study';
   where: string;

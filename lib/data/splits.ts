@@ -135,6 +135,7 @@ export function readReferenceCsv(file: string, problems?: DataProblem[]): Sample
         label,
         x: point.x,
         y: point.y,
+        source: where,
       });
     } catch (error) {
       const code = (error as StenosisError).code;
