@@ -13,7 +13,7 @@ import { Trainer } from '../train/trainer';
 import { writeFileAtomic } from '../data/atomic';
 import type { CropOptions, PipelineOptions } from '../data/loader';
 import { SeededRandom } from '../data/random';
-import { readRsnaDataset } from '../data/rsna';
+import { describeRsnaDataset, readRsnaDataset } from '../data/rsna';
 import { countProblems, type DataProblem, type Sample } from '../data/samples';
 import { describeProblems, validateSamples } from '../data/validate';
 import { readReferenceCsv, splitByStudy, writeReferenceCsv, type Splits } from '../data/splits';
@@ -95,7 +95,16 @@ export interface TrainOptions {
 /** One line of the JSON-lines event stream (`--json`). */
 export type TrainEvent =
   | { event: 'start'; preset: boolean; options: Record<string, unknown>; torch: string; threads: number }
-  | { event: 'dataset'; source: string; samples: number; studies: number; problems: Record<string, number> }
+  | {
+      event: 'dataset';
+      source: string;
+      samples: number;
+      studies: number;
+      /** Labelled levels of train.csv that did not become a sample. */
+      leftOut: number;
+      /** Problems by kind; not every problem drops a sample. */
+      problems: Record<string, number>;
+    }
   /** Test macro F1 of the majority-class and stratified-random baselines. */
   | { event: 'baselines'; samples: number; majority: number; stratified: number }
   | { event: 'split'; train: number; val: number; test: number }
@@ -866,21 +875,16 @@ export async function main(argv: readonly string[]): Promise<number> {
       }
       const dataset = await readRsnaDataset(folder);
       dataProblems.push(...dataset.problems);
-      const problems = countProblems(dataset.problems);
       reporter.emit(
         {
           event: 'dataset',
           source: dataset.folder,
           samples: dataset.samples.length,
           studies: dataset.studies.length,
-          problems,
+          leftOut: dataset.labelled - dataset.samples.length,
+          problems: countProblems(dataset.problems),
         },
-        `dataset ${dataset.folder}: ${dataset.samples.length} samples from ${dataset.studies.length} studies` +
-          (dataset.problems.length
-            ? `; not used: ${Object.entries(problems)
-                .map(([k, v]) => `${v} ${k}`)
-                .join(', ')}`
-            : ''),
+        describeRsnaDataset(dataset),
       );
       splits = splitByStudy(dataset.samples, options.seed);
       const splitDir = path.join(options.output, 'splits');

@@ -3,7 +3,14 @@ import path from 'node:path';
 import { LEVELS, levelIndex, severityIndex } from '../model/levels';
 import { readCsvRows, type CsvRow } from './csv';
 import { orderInstances, readDicomHeader, type DicomHeader } from './dicom';
-import { LEVEL_SLUGS, parseCoordinates, rowIdOf, type DataProblem, type Sample } from './samples';
+import {
+  countProblems,
+  LEVEL_SLUGS,
+  parseCoordinates,
+  rowIdOf,
+  type DataProblem,
+  type Sample,
+} from './samples';
 
 /** A dataset read from the RSNA 2024 lumbar spine layout, restricted to spinal canal stenosis. */
 export interface RsnaDataset {
@@ -12,6 +19,26 @@ export interface RsnaDataset {
   problems: DataProblem[];
   /** Studies with at least one sample. */
   studies: string[];
+  /** Labelled (non-empty) spinal level cells of train.csv; those that did not become a sample were left out. */
+  labelled: number;
+}
+
+/**
+ * One line on what was read: samples, studies, how many labelled levels were left out, and the problems by kind
+ * (a problem need not drop a sample: a listed series without a folder is one, when the next series is used).
+ */
+export function describeRsnaDataset(dataset: RsnaDataset): string {
+  const counts = countProblems(dataset.problems);
+  const leftOut = dataset.labelled - dataset.samples.length;
+  return (
+    `dataset ${dataset.folder}: ${dataset.samples.length} samples from ${dataset.studies.length} studies, ` +
+    `${leftOut} of ${dataset.labelled} labelled level(s) left out` +
+    (dataset.problems.length
+      ? `; problems reported: ${Object.entries(counts)
+          .map(([kind, n]) => `${n} ${kind}`)
+          .join(', ')}`
+      : '')
+  );
 }
 
 type Row = CsvRow;
@@ -197,10 +224,12 @@ export async function readRsnaDataset(folder: string): Promise<RsnaDataset> {
 
   const samples: Sample[] = [];
   const seenStudies = new Set<string>();
+  let labelled = 0;
   for (const [index, row] of labels.entries()) {
     const line = index + 2;
     const studyId = row.study_id;
     const where = `train.csv row ${line}`;
+    labelled += labelColumns.filter((column) => row[column]).length;
     if (!ID.test(studyId)) {
       problems.push({
         kind: 'bad-path',
@@ -290,6 +319,17 @@ export async function readRsnaDataset(folder: string): Promise<RsnaDataset> {
       });
     }
   }
+  // Coordinate rows of studies that train.csv does not list have no label to train on.
+  for (const [studyId, levels] of byStudy) {
+    if (seenStudies.has(studyId)) continue;
+    for (const [level, { line }] of levels) {
+      problems.push({
+        kind: 'missing-label',
+        where: `${coordinateFile} row ${line}`,
+        message: `study ${studyId} is not in train.csv, so its ${LEVELS[level]} coordinate has no label`,
+      });
+    }
+  }
   const studies = [...new Set(samples.map((s) => s.studyId))];
-  return { folder: root, samples, problems, studies };
+  return { folder: root, samples, problems, studies, labelled };
 }

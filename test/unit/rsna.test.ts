@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { orderInstances, readDicomHeader } from '../../lib/data/dicom';
-import { readRsnaDataset } from '../../lib/data/rsna';
+import { describeRsnaDataset, readRsnaDataset } from '../../lib/data/rsna';
 import { levelIndex } from '../../lib/model/levels';
 import { generateSyntheticDataset } from '../../lib/data/synthetic';
 import { LEVEL_SLUGS, rowIdOf, type DataProblem } from '../../lib/data/samples';
@@ -260,6 +260,61 @@ describe('RSNA layout reader', () => {
         expect(sampleOf(row)).toBeUndefined();
       }
       expect(dataset.problems.filter((p) => p.kind === 'bad-row')).toHaveLength(wrong.length);
+    } finally {
+      fs.rmSync(bad, { recursive: true, force: true });
+    }
+  });
+
+  test('coordinate rows of a study absent from train.csv are reported; the summary counts what was left out', async () => {
+    const bad = tempDir('rsna-summary');
+    try {
+      fs.cpSync(data, bad, { recursive: true });
+      const coords = coordinates.map((row) => ({ ...row }));
+      const series = descriptions.map((row) => ({ ...row }));
+      // A study annotated in every level loses its coordinates and gets a listed series without a folder first:
+      // a problem that drops nothing, since its real series is used next.
+      const d = labels
+        .map((row) => row.study_id)
+        .find(
+          (id) =>
+            LEVEL_SLUGS.every((slug) => labels.find((r) => r.study_id === id)![spinal(slug)]) &&
+            coords.filter((c) => c.study_id === id && /spinal/i.test(c.condition)).length === 5,
+        )!;
+      const kept = coords.filter((row) => row.study_id !== d);
+      series.splice(
+        series.findIndex((s) => s.study_id === d),
+        0,
+        { study_id: d, series_id: '424242', series_description: 'Sagittal T2/STIR' },
+      );
+      kept.push({ ...kept[0], study_id: '123456789', level: 'L3/L4' });
+      writeRows(path.join(bad, 'train_label_coordinates.csv'), kept);
+      writeRows(path.join(bad, 'train_series_descriptions.csv'), series);
+
+      const dataset = await readRsnaDataset(bad);
+      const orphan = dataset.problems.find(
+        (p) => p.where === `train_label_coordinates.csv row ${kept.length + 1}`,
+      );
+      expect(orphan).toEqual({
+        kind: 'missing-label',
+        where: `train_label_coordinates.csv row ${kept.length + 1}`,
+        message: 'study 123456789 is not in train.csv, so its L3/L4 coordinate has no label',
+      });
+      const labelled = labels.reduce(
+        (n, row) => n + LEVEL_SLUGS.filter((slug) => row[spinal(slug)]).length,
+        0,
+      );
+      expect(dataset.labelled).toBe(labelled);
+      // Here only a labelled level without a coordinate row drops a sample.
+      const dropped = dataset.problems.filter((p) => p.kind === 'missing-coordinate').length;
+      expect(dataset.samples).toHaveLength(labelled - dropped);
+      expect(dataset.samples.filter((s) => s.studyId === d)).toHaveLength(5);
+      const line = describeRsnaDataset(dataset);
+      expect(line).toContain(
+        `: ${dataset.samples.length} samples from ${dataset.studies.length} studies, ` +
+          `${dropped} of ${labelled} labelled level(s) left out; problems reported: `,
+      );
+      expect(line).toMatch(/\b1 missing-image\b/);
+      expect(line).not.toMatch(/not used/);
     } finally {
       fs.rmSync(bad, { recursive: true, force: true });
     }
