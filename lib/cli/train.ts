@@ -16,7 +16,13 @@ import { SeededRandom } from '../data/random';
 import { describeRsnaDataset, readRsnaDataset } from '../data/rsna';
 import { countProblems, type DataProblem, type Sample } from '../data/samples';
 import { describeProblems, validateSamples } from '../data/validate';
-import { readReferenceCsv, splitByStudy, writeReferenceCsv, type Splits } from '../data/splits';
+import {
+  findSplitOverlaps,
+  readReferenceCsv,
+  splitByStudy,
+  writeReferenceCsv,
+  type Splits,
+} from '../data/splits';
 import { ensureSyntheticDataset } from '../data/synthetic';
 import { plotConfusionMatrix, plotModelComparison, plotTrainingCurves } from '../report/plots';
 import { bootstrapOverStudies, computeMetrics, perLevelMetrics, type Metrics } from '../report/metrics';
@@ -865,6 +871,18 @@ export async function main(argv: readonly string[]): Promise<number> {
             describeProblems(dataProblems),
         );
       }
+      const overlaps = findSplitOverlaps(splits);
+      if (overlaps.length > 0) {
+        reporter.emit(
+          { event: 'warning', message: `${overlaps.length} row(s) appear in two splits` },
+          `warning: ${overlaps.length} row(s) appear in two splits (evaluation data leaks into training):\n` +
+            overlaps
+              .slice(0, 5)
+              .map((line) => `  - ${line}`)
+              .join('\n') +
+            (overlaps.length > 5 ? `\n  ... and ${overlaps.length - 5} more` : ''),
+        );
+      }
     } else {
       let folder = options.data;
       if (!folder) {
@@ -936,6 +954,13 @@ export async function main(argv: readonly string[]): Promise<number> {
           describeProblems(checked.problems, 5),
       );
     }
+    if (splits.train.length === 0) {
+      throw new StenosisError(
+        'ERR_DATA',
+        `no training sample is left${options.trainCsv ? ` from ${options.trainCsv}` : ''}: ` +
+          'every row was left out (see results/data_problems.json)',
+      );
+    }
     const uncropped = [...splits.train, ...splits.val, ...splits.test].filter(
       (s) => s.x === null || s.y === null,
     );
@@ -951,7 +976,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     reporter.emit(
       { event: 'split', train: splits.train.length, val: splits.val.length, test: splits.test.length },
-      `split by study: train ${splits.train.length}, val ${splits.val.length}, test ${splits.test.length} samples`,
+      `${options.trainCsv ? 'splits from the CSVs' : 'split by study'}: train ${splits.train.length}, ` +
+        `val ${splits.val.length}, test ${splits.test.length} samples`,
     );
     for (const [name, list] of [
       ['validation', splits.val],

@@ -86,6 +86,12 @@ export function writeReferenceCsv(file: string, samples: readonly Sample[]): voi
  */
 export function readReferenceCsv(file: string, problems?: DataProblem[]): Sample[] {
   const rows = readCsvRows(file, ['image_path', 'row_id', 'level', 'severity'], 'a split CSV');
+  if (rows.length === 0) {
+    throw new StenosisError(
+      'ERR_DATA',
+      `${file} has no rows (it is empty or holds only a header); expected image_path,row_id,level,severity rows`,
+    );
+  }
   const folder = path.dirname(path.resolve(file));
   const found: DataProblem[] = [];
   const samples: Sample[] = [];
@@ -160,4 +166,40 @@ export function readReferenceCsv(file: string, problems?: DataProblem[]): Sample
     );
   }
   return samples;
+}
+
+/**
+ * Rows that appear in more than one split (the same image_path or the same row_id), which leak evaluation data
+ * into training: one message per pair of rows, naming both files and rows.
+ */
+export function findSplitOverlaps(splits: Splits): string[] {
+  const messages: string[] = [];
+  const names = ['train', 'val', 'test'] as const;
+  const where = (sample: Sample, split: string) => sample.source ?? `the ${split} split`;
+  for (let a = 0; a < names.length; a++) {
+    for (let b = a + 1; b < names.length; b++) {
+      const byImage = new Map<string, Sample[]>();
+      const byRow = new Map<string, Sample[]>();
+      for (const sample of splits[names[a]]) {
+        byImage.set(sample.imagePath, [...(byImage.get(sample.imagePath) ?? []), sample]);
+        byRow.set(sample.rowId, [...(byRow.get(sample.rowId) ?? []), sample]);
+      }
+      for (const sample of splits[names[b]]) {
+        const seen = new Set<Sample>();
+        for (const other of [...(byRow.get(sample.rowId) ?? []), ...(byImage.get(sample.imagePath) ?? [])]) {
+          if (seen.has(other)) continue;
+          seen.add(other);
+          const same = [
+            other.rowId === sample.rowId ? `row_id ${sample.rowId}` : '',
+            other.imagePath === sample.imagePath ? `image_path ${sample.imagePath}` : '',
+          ].filter(Boolean);
+          messages.push(
+            `${where(other, names[a])} and ${where(sample, names[b])} have the same ${same.join(' and ')}: ` +
+              `the ${names[a]} and ${names[b]} splits overlap`,
+          );
+        }
+      }
+    }
+  }
+  return messages;
 }

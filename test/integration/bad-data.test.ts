@@ -98,4 +98,19 @@ describe('bad data', () => {
     expect(stderr).toMatch(/train\.csv row 5: image_path \.\.\/\.\.\/etc\/passwd leaves the CSV's folder/);
     expect(stderr).toMatch(/train\.csv row 6: row_id 1_a already appears at row 2/);
   });
+
+  test('a header-only --train_csv is an error naming the file', async () => {
+    const header = 'image_path,row_id,level,severity';
+    const csvDir = path.join(dir, 'empty');
+    fs.mkdirSync(csvDir, { recursive: true });
+    for (const name of ['train.csv', 'val.csv', 'test.csv'])
+      fs.writeFileSync(path.join(csvDir, name), `${header}\n`);
+    const { code, stderr } = await run(
+      ['--train_csv', 'train.csv', '--val_csv', 'val.csv', '--test_csv', 'test.csv']
+        .map((a) => (a.endsWith('.csv') ? path.join(csvDir, a) : a))
+        .concat(['--output', path.join(dir, 'out4'), ...common]),
+    );
+    expect(code).toBe(1);
+    expect(stderr).toContain(`${path.join(csvDir, 'train.csv')} has no rows`);
+  });
 });

@@ -112,7 +112,11 @@ describe('node bin/train.js', () => {
     const again = path.join(dir, 'again');
     const splits = path.join(out, 'splits');
     const quiet = process.stdout.write.bind(process.stdout);
-    process.stdout.write = (() => true) as typeof process.stdout.write;
+    let stdout = '';
+    process.stdout.write = ((chunk: string | Uint8Array) => {
+      stdout += chunk.toString();
+      return true;
+    }) as typeof process.stdout.write;
     let code: number;
     try {
       code = await main(
@@ -135,6 +139,9 @@ describe('node bin/train.js', () => {
       process.stdout.write = quiet;
     }
     expect(code).toBe(0);
+    // The CSVs are the splits as given, not split by study here; they do not overlap.
+    expect(stdout).toMatch(/splits from the CSVs: train \d+, val \d+, test \d+ samples/);
+    expect(stdout).not.toMatch(/split by study|appear in two splits/);
     const predictions = readCsv(path.join(again, 'results', 'resnet18_test_predictions.csv'));
     expect(predictions).toHaveLength(readCsv(path.join(splits, 'test.csv')).length);
   });
@@ -211,7 +218,11 @@ describe('node bin/predict.js and StenosisPredictor', () => {
     const submission = path.join(dir, 'submission.csv');
     const checkpoint = path.join(out, 'trained_models', 'resnet18_best.ckpt');
     const quiet = process.stdout.write.bind(process.stdout);
-    process.stdout.write = (() => true) as typeof process.stdout.write;
+    let stdout = '';
+    process.stdout.write = ((chunk: string | Uint8Array) => {
+      stdout += chunk.toString();
+      return true;
+    }) as typeof process.stdout.write;
     let code: number;
     try {
       code = await predictMain([

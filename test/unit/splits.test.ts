@@ -2,7 +2,7 @@
 // bad row naming the file, the row and the value.
 import fs from 'node:fs';
 import path from 'node:path';
-import { readReferenceCsv } from '../../lib/data/splits';
+import { findSplitOverlaps, readReferenceCsv } from '../../lib/data/splits';
 import type { DataProblem } from '../../lib/data/samples';
 import { tempDir } from '../helpers';
 
@@ -44,5 +44,38 @@ describe('reference CSV reader', () => {
     expect(problems[2].message).toMatch(/y is empty but x is "10"/);
     expect(problems[3].message).toContain('"1e999"');
     expect(() => readReferenceCsv(file)).toThrow(/4 bad row\(s\)/);
+  });
+
+  test('an empty or header-only CSV is an error naming the file', () => {
+    for (const content of ['', 'image_path,row_id,level,severity\n']) {
+      const file = path.join(dir, 'empty.csv');
+      fs.writeFileSync(file, content);
+      expect(() => readReferenceCsv(file, [])).toThrow(`${file} has no rows`);
+    }
+  });
+
+  test('the same image_path or row_id in two splits is named with both files and rows', () => {
+    const other = path.join(dir, 'b.dcm');
+    fs.writeFileSync(other, 'not read here');
+    const write = (name: string, lines: string[]) => {
+      const file = path.join(dir, name);
+      fs.writeFileSync(file, ['image_path,row_id,level,severity', ...lines].join('\n') + '\n');
+      return file;
+    };
+    const train = write('t.csv', ['a.dcm,1_a,L1/L2,moderate', 'b.dcm,2_a,L1/L2,severe']);
+    const val = write('v.csv', ['b.dcm,3_a,L1/L2,moderate']);
+    const test = write('s.csv', ['a.dcm,1_a,L1/L2,moderate', 'a.dcm,4_a,L2/L3,moderate']);
+    const splits = {
+      train: readReferenceCsv(train),
+      val: readReferenceCsv(val),
+      test: readReferenceCsv(test),
+    };
+    expect(findSplitOverlaps(splits)).toEqual([
+      `${train} row 3 and ${val} row 2 have the same image_path ${other}: the train and val splits overlap`,
+      `${train} row 2 and ${test} row 2 have the same row_id 1_a and image_path ${image}: ` +
+        'the train and test splits overlap',
+      `${train} row 2 and ${test} row 3 have the same image_path ${image}: the train and test splits overlap`,
+    ]);
+    expect(findSplitOverlaps({ train: splits.train, val: [], test: [] })).toEqual([]);
   });
 });
