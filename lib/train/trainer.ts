@@ -220,6 +220,7 @@ export class Trainer {
    * loss is scaled by `lossScale` before back-propagation (1 / k when accumulating k batches). A FeatureBatch
    * trains the level embedding and head alone, and needs a backbone without trainable tensors.
    * @returns the weighted cross-entropy loss of the batch.
+   * @throws StenosisError ERR_STATE after setInferenceOnly().
    */
   async backward(
     batch: ImageBatch | FeatureBatch,
@@ -238,6 +239,7 @@ export class Trainer {
    * One forward and backward pass in eval mode (no batch-norm statistics change), gradients cleared after: shows
    * before training whether the model runs at its precision (some backbones fail under bf16 in libtorch 1.13).
    * @returns null when it ran, else the error message.
+   * @throws StenosisError ERR_STATE after setInferenceOnly().
    */
   async trialStep(batch: ImageBatch): Promise<string | null> {
     const { images, shape, levels, labels } = checkBatch(batch, 'batch', true);
@@ -248,6 +250,7 @@ export class Trainer {
   /**
    * Rescales the gradients so that their global L2 norm is at most maxNorm.
    * @returns the norm before clipping.
+   * @throws StenosisError ERR_STATE after setInferenceOnly().
    */
   async clipGradients(maxNorm: number): Promise<number> {
     checkNumber(maxNorm, 'maxNorm', 0, 1e9);
@@ -264,6 +267,7 @@ export class Trainer {
    * One AdamW update with the gradients held now. With dynamic loss scaling, an update whose gradients are not
    * finite is skipped (see lossScale()).
    * @throws StenosisError ERR_NUMERIC when gradients stay non-finite down to a loss scale of 2^-24.
+   * @throws StenosisError ERR_STATE after setInferenceOnly().
    */
   async step(): Promise<void> {
     await native(this.native.step());
@@ -276,10 +280,11 @@ export class Trainer {
   }
 
   /**
-   * From now on evaluate() runs in libtorch's inference mode (no autograd bookkeeping at all) and training is
-   * refused with ERR_STATE: inference tensors that TorchScript caches during a run could not be saved for
-   * backward by a later training step. StenosisPredictor sets it; a trainer whose backbone was optimized for
-   * inference is inference only already.
+   * From now on evaluate() runs in libtorch's inference mode (no autograd bookkeeping at all) and backward(),
+   * trainStep(), trialStep(), clipGradients() and step() are refused with ERR_STATE: inference tensors that
+   * TorchScript caches during a run could not be saved for backward by a later training step. Pending gradients
+   * are dropped. StenosisPredictor sets it; a trainer whose backbone was optimized for inference is inference
+   * only already.
    */
   async setInferenceOnly(): Promise<void> {
     await native(this.native.setInferenceOnly());

@@ -126,13 +126,22 @@ bool Trainer::InferenceOnly() const {
   return inference_only_ || model_->backbone().optimized_for_inference();
 }
 
-void Trainer::CheckCanTrain() const {
+void Trainer::CheckCanTrain(const char* call) const {
   if (inference_only_) {
-    throw Error("ERR_STATE",
-                "this trainer was set to inference only (its evaluations run in inference mode); "
-                "create another trainer to train");
+    throw Error("ERR_STATE", std::string(call) +
+                                 " refused: this trainer was set to inference only (its evaluations run in "
+                                 "inference mode); create another trainer to train");
   }
   CheckNotOptimizedForInference("train");
+}
+
+void Trainer::SetInferenceOnly() {
+  inference_only_ = true;
+  // Gradients pending now could never be applied: step() is refused from here on.
+  for (auto& p : trainable_) p.mutable_grad().reset();
+  gradients_scaled_ = false;
+  gradients_overflowed_ = false;
+  backward_since_step_ = false;
 }
 
 void Trainer::CheckNotOptimizedForInference(const char* what) const {
@@ -157,7 +166,7 @@ double Trainer::Backward(const torch::Tensor& inputs, const torch::Tensor& level
   }
   CheckBatch(inputs, levels, labels, input);
   CheckTrainableSetUnchanged();
-  CheckCanTrain();
+  CheckCanTrain("backward()");
   if (input == Input::kFeatures) {
     const int64_t trainable = model_->backbone().ParameterCount(/*trainable_only=*/true);
     if (trainable > 0) {
@@ -212,7 +221,7 @@ double Trainer::Backward(const torch::Tensor& inputs, const torch::Tensor& level
 std::string Trainer::TrialStep(const torch::Tensor& images, const torch::Tensor& levels,
                                const torch::Tensor& labels) {
   CheckBatch(images, levels, labels, Input::kImages);
-  CheckCanTrain();
+  CheckCanTrain("trialStep()");
   // Train mode, as training will run: some backbones fail at a precision in one mode only (ViT-B/16's
   // attention takes a bf16-incompatible fast path in eval mode in libtorch 1.13). Buffers (batch-norm
   // statistics) and the CPU generator (dropout) are restored after, so the trial leaves no trace.
@@ -272,6 +281,7 @@ void Trainer::UnscaleGradients() {
 
 double Trainer::ClipGradients(double max_norm) {
   if (!(max_norm > 0)) throw Error("ERR_INVALID_ARG", "max gradient norm must be > 0");
+  CheckCanTrain("clipGradients()");
   UnscaleGradients();
   std::vector<torch::Tensor> with_grad;
   for (const auto& p : trainable_) {
@@ -282,6 +292,7 @@ double Trainer::ClipGradients(double max_norm) {
 }
 
 void Trainer::Step() {
+  CheckCanTrain("step()");
   UnscaleGradients();
   ++steps_;
   const bool fresh = backward_since_step_;
@@ -319,6 +330,7 @@ void Trainer::Step() {
 
 double Trainer::TrainStep(const torch::Tensor& inputs, const torch::Tensor& levels,
                           const torch::Tensor& labels, Input input) {
+  CheckCanTrain("trainStep()");
   const double loss = Backward(inputs, levels, labels, /*accumulate=*/false, /*loss_scale=*/1.0, input);
   Step();
   return loss;

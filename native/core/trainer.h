@@ -80,9 +80,10 @@ class Trainer {
   double TrainStep(const torch::Tensor& inputs, const torch::Tensor& levels, const torch::Tensor& labels,
                    Input input = Input::kImages);
   // From now on evaluations run in InferenceMode (lighter than no-grad: no version counters or view tracking)
-  // and training is refused: inference tensors that TorchScript caches in a run could not be saved for
-  // backward by a later training step. A backbone optimized for inference is inference only already.
-  void SetInferenceOnly() { inference_only_ = true; }
+  // and training (Backward, TrialStep, ClipGradients, Step, TrainStep) is refused with ERR_STATE: inference
+  // tensors that TorchScript caches in a run could not be saved for backward by a later training step.
+  // Pending gradients are dropped. A backbone optimized for inference is inference only already.
+  void SetInferenceOnly();
   bool InferenceOnly() const;
   // Eval mode, no autograd (InferenceMode when inference only). Labels may be undefined.
   EvalOutput Evaluate(const torch::Tensor& inputs, const torch::Tensor& levels, const torch::Tensor& labels,
@@ -104,7 +105,8 @@ class Trainer {
   void CheckTrainableSetUnchanged() const;
   // A backbone optimized for inference has no parameters left: its model can neither train nor be saved.
   void CheckNotOptimizedForInference(const char* what) const;
-  void CheckCanTrain() const;
+  // ERR_STATE naming `call` when the trainer is inference only or its backbone optimized for inference.
+  void CheckCanTrain(const char* call) const;
   void CheckBatch(const torch::Tensor& inputs, const torch::Tensor& levels, const torch::Tensor& labels,
                   Input input) const;
   torch::Tensor Logits(const torch::Tensor& inputs, const torch::Tensor& levels, Input input);

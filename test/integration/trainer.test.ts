@@ -252,6 +252,25 @@ describe('StenosisClassifier and Trainer', () => {
     await trainer.save(path.join(dir, 'inference-only.ckpt'));
   });
 
+  test('setInferenceOnly drops pending gradients and refuses every call that would update the weights', async () => {
+    const { trainer } = await buildTrainer(15);
+    await trainer.backward(batch);
+    await trainer.setInferenceOnly();
+    const before = await trainer.evaluate(batch);
+    expect((await trainer.gradients()).every((g) => g.data.length === 0)).toBe(true);
+    const refused = (call: string) => ({
+      code: 'ERR_STATE',
+      message: expect.stringMatching(new RegExp(`^${call.replace(/[()]/g, '\\$&')} .*inference only`)),
+    });
+    await expect(trainer.step()).rejects.toMatchObject(refused('step()'));
+    await expect(trainer.clipGradients(1)).rejects.toMatchObject(refused('clipGradients()'));
+    await expect(trainer.backward(batch, { accumulate: true })).rejects.toMatchObject(refused('backward()'));
+    await expect(trainer.trainStep(batch)).rejects.toMatchObject(refused('trainStep()'));
+    await expect(trainer.trialStep(batch)).rejects.toMatchObject(refused('trialStep()'));
+    expect(await trainer.steps()).toBe(0);
+    expect(sameBits((await trainer.evaluate(batch)).probabilities, before.probabilities)).toBe(true);
+  });
+
   test('changing the trainable set after creating the trainer is caught', async () => {
     const { classifier, trainer } = await buildTrainer(8);
     await classifier.backbone.unfreezeLast(10);
