@@ -220,6 +220,8 @@ export class Trainer {
    * loss is scaled by `lossScale` before back-propagation (1 / k when accumulating k batches). A FeatureBatch
    * trains the level embedding and head alone, and needs a backbone without trainable tensors.
    * @returns the weighted cross-entropy loss of the batch.
+   * @throws StenosisError ERR_NUMERIC when the loss is not finite: nothing is back-propagated and the batch-norm
+   * statistics are restored, so the model and the pending gradients stay as they were.
    * @throws StenosisError ERR_STATE after setInferenceOnly().
    */
   async backward(
@@ -273,7 +275,11 @@ export class Trainer {
     await native(this.native.step());
   }
 
-  /** backward() then step(). @returns the loss. */
+  /**
+   * backward() then step().
+   * @returns the loss.
+   * @throws StenosisError ERR_NUMERIC when the loss is not finite, with the model left as it was and no step taken.
+   */
   async trainStep(batch: ImageBatch | FeatureBatch): Promise<number> {
     const { input, data, shape, levels, labels } = this.checked(batch, true);
     return native(this.native.trainStep(data, shape, levels, labels as Int32Array, input));

@@ -144,6 +144,31 @@ void Trainer::SetInferenceOnly() {
   backward_since_step_ = false;
 }
 
+void Trainer::SnapshotBuffers() {
+  torch::NoGradGuard no_grad;
+  snapshot_targets_.clear();
+  size_t kept = 0;
+  for (const auto& [name, buffer] : model_->NamedBuffers()) {
+    // What a forward pass changes: floating statistics (batch-norm running mean and variance) and one-element
+    // counters (num_batches_tracked). Larger integer buffers are index tables that no pass writes.
+    if (!buffer.is_floating_point() && buffer.numel() != 1) continue;
+    if (kept == buffer_snapshot_.size()) buffer_snapshot_.emplace_back();
+    torch::Tensor& copy = buffer_snapshot_[kept++];
+    if (!copy.defined() || !copy.sizes().equals(buffer.sizes()) || copy.dtype() != buffer.dtype() ||
+        copy.device() != buffer.device()) {
+      copy = torch::empty_like(buffer, torch::MemoryFormat::Contiguous);
+    }
+    copy.copy_(buffer);
+    snapshot_targets_.push_back(buffer);
+  }
+  buffer_snapshot_.resize(kept);
+}
+
+void Trainer::RestoreBuffers() {
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < snapshot_targets_.size(); ++i) snapshot_targets_[i].copy_(buffer_snapshot_[i]);
+}
+
 void Trainer::CheckNotOptimizedForInference(const char* what) const {
   if (model_->backbone().optimized_for_inference()) {
     throw Error("ERR_STATE", std::string("the backbone was optimized for inference, so its model cannot ") +
@@ -175,12 +200,7 @@ double Trainer::Backward(const torch::Tensor& inputs, const torch::Tensor& level
                       " backbone parameters are trainable; train on images, or freeze the backbone");
     }
   }
-  if (!model_->IsTraining()) model_->SetTraining(true);
-  if (!accumulate) {
-    optimizer_->zero_grad();
-    gradients_scaled_ = false;
-    gradients_overflowed_ = false;
-  } else if (options_.dynamic_loss_scaling && !gradients_scaled_ && !gradients_overflowed_) {
+  if (accumulate && options_.dynamic_loss_scaling && !gradients_scaled_ && !gradients_overflowed_) {
     // Gradients already divided by the scale would be mixed with scaled ones.
     bool any = false;
     for (const auto& p : trainable_) any = any || p.grad().defined();
@@ -195,14 +215,38 @@ double Trainer::Backward(const torch::Tensor& inputs, const torch::Tensor& level
                   "clip and read gradients after the last backward pass of a step");
     }
   }
-  backward_since_step_ = true;
-  torch::Tensor logits = Logits(inputs, levels, input);
-  torch::Tensor loss = Loss(logits, labels);
-  {
-    torch::Tensor predicted = logits.detach().argmax(/*dim=*/1).to(torch::kCPU, torch::kInt).contiguous();
-    last_predictions_.assign(predicted.data_ptr<int32_t>(),
-                             predicted.data_ptr<int32_t>() + predicted.numel());
+  if (!model_->IsTraining()) model_->SetTraining(true);
+  // A train-mode forward pass updates batch-norm running statistics. A pass that fails, or whose loss is not
+  // finite, restores them and back-propagates nothing, so the model and the gradients pending stay as they
+  // were (a NaN in the statistics would poison every later evaluation). Feature batches run the head alone,
+  // which has no buffers.
+  const bool images = input == Input::kImages;
+  if (images) SnapshotBuffers();
+  torch::Tensor loss;
+  torch::Tensor predicted;
+  double value = 0;
+  try {
+    torch::Tensor logits = Logits(inputs, levels, input);
+    loss = Loss(logits, labels);
+    // Both copies to the CPU wait for the forward pass, once (the backward pass is queued after).
+    predicted = logits.detach().argmax(/*dim=*/1).to(torch::kCPU, torch::kInt).contiguous();
+    value = loss.item<double>();
+  } catch (...) {
+    if (images) RestoreBuffers();
+    throw;
   }
+  if (!std::isfinite(value)) {
+    if (images) RestoreBuffers();
+    throw Error("ERR_NUMERIC", "the training loss is " + std::to_string(value) +
+                                   " (not finite); lower the learning rate or check the inputs");
+  }
+  if (!accumulate) {
+    optimizer_->zero_grad();
+    gradients_scaled_ = false;
+    gradients_overflowed_ = false;
+  }
+  backward_since_step_ = true;
+  last_predictions_.assign(predicted.data_ptr<int32_t>(), predicted.data_ptr<int32_t>() + predicted.numel());
   const double scale = options_.dynamic_loss_scaling ? loss_scale * loss_scale_.scale : loss_scale;
   if (scale == 1.0) {
     loss.backward();
@@ -210,11 +254,6 @@ double Trainer::Backward(const torch::Tensor& inputs, const torch::Tensor& level
     (loss * scale).backward();
   }
   if (options_.dynamic_loss_scaling) gradients_scaled_ = true;
-  const double value = loss.item<double>();
-  if (!std::isfinite(value)) {
-    throw Error("ERR_NUMERIC", "the training loss is " + std::to_string(value) +
-                                   " (not finite); lower the learning rate or check the inputs");
-  }
   return value;
 }
 

@@ -61,7 +61,9 @@ class Trainer {
 
   // Zeroes gradients (unless accumulate), runs the model in train mode and back-propagates loss * loss_scale
   // (1 / k when k batches are accumulated into one step). Returns the unscaled loss. A feature batch needs a
-  // backbone without trainable parameters.
+  // backbone without trainable parameters. A loss that is not finite throws ERR_NUMERIC before anything is
+  // back-propagated and with the buffers (batch-norm statistics) restored, so the model and the pending
+  // gradients stay as they were.
   double Backward(const torch::Tensor& inputs, const torch::Tensor& levels, const torch::Tensor& labels,
                   bool accumulate = false, double loss_scale = 1.0, Input input = Input::kImages);
   // One forward and backward pass in eval mode (so no batch-norm statistics change), then gradients cleared:
@@ -107,6 +109,10 @@ class Trainer {
   void CheckNotOptimizedForInference(const char* what) const;
   // ERR_STATE naming `call` when the trainer is inference only or its backbone optimized for inference.
   void CheckCanTrain(const char* call) const;
+  // Copies the buffers a train-mode forward pass can change into buffer_snapshot_ (storage reused between
+  // steps); RestoreBuffers writes them back.
+  void SnapshotBuffers();
+  void RestoreBuffers();
   void CheckBatch(const torch::Tensor& inputs, const torch::Tensor& levels, const torch::Tensor& labels,
                   Input input) const;
   torch::Tensor Logits(const torch::Tensor& inputs, const torch::Tensor& levels, Input input);
@@ -126,6 +132,8 @@ class Trainer {
   bool gradients_scaled_ = false;
   bool gradients_overflowed_ = false;
   bool backward_since_step_ = false;
+  std::vector<torch::Tensor> buffer_snapshot_;
+  std::vector<torch::Tensor> snapshot_targets_;
 };
 
 }  // namespace stenosis

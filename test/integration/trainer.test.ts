@@ -220,6 +220,42 @@ describe('StenosisClassifier and Trainer', () => {
     expect(tried.steps).toBe(2);
   });
 
+  test('a step whose loss is not finite leaves weights, batch-norm statistics and gradients as before', async () => {
+    const poisoned = { ...batch, images: Float32Array.from(batch.images) };
+    poisoned.images[5] = NaN;
+    const numeric = { code: 'ERR_NUMERIC', message: expect.stringMatching(/not finite/) };
+
+    const { classifier, trainer } = await buildTrainer(14);
+    await trainer.trainStep(batch);
+    const before = await trainer.evaluate(batch);
+    const weights = await classifier.parameters();
+    await expect(trainer.trainStep(poisoned)).rejects.toMatchObject(numeric);
+    expect(await trainer.steps()).toBe(1);
+    const after = await trainer.evaluate(batch);
+    expect(sameBits(after.probabilities, before.probabilities)).toBe(true);
+    expect(after.loss).toBe(before.loss);
+    const weightsAfter = await classifier.parameters();
+    for (let i = 0; i < weights.length; i++) {
+      expect(sameBits(weightsAfter[i].data as Float32Array, weights[i].data as Float32Array)).toBe(true);
+    }
+
+    // Accumulating a poisoned batch keeps the gradients accumulated so far.
+    await trainer.backward(batch, { lossScale: 0.5 });
+    const pending = await trainer.gradients();
+    const accumulated = await trainer.evaluate(batch);
+    await expect(trainer.backward(poisoned, { accumulate: true, lossScale: 0.5 })).rejects.toMatchObject(
+      numeric,
+    );
+    const kept = await trainer.gradients();
+    for (let i = 0; i < pending.length; i++) {
+      expect(sameBits(kept[i].data as Float32Array, pending[i].data as Float32Array)).toBe(true);
+    }
+    expect(sameBits((await trainer.evaluate(batch)).probabilities, accumulated.probabilities)).toBe(true);
+    await trainer.step();
+    expect(await trainer.steps()).toBe(2);
+    expect(Number.isFinite((await trainer.evaluate(batch)).loss)).toBe(true);
+  });
+
   test('lossScale scales the gradients of a backward pass (gradient accumulation)', async () => {
     const { trainer } = await buildTrainer(10);
     await trainer.backward(batch);
