@@ -238,8 +238,10 @@ export class Trainer {
   }
 
   /**
-   * One forward and backward pass in eval mode (no batch-norm statistics change), gradients cleared after: shows
-   * before training whether the model runs at its precision (some backbones fail under bf16 in libtorch 1.13).
+   * One forward and backward pass in train mode, as training runs, that leaves no trace: buffers (batch-norm
+   * statistics) and the random generator are restored, its gradients discarded and those pending from
+   * backward() kept. Shows before training whether the model runs at its precision (some backbones fail under
+   * bf16 in libtorch 1.13).
    * @returns null when it ran, else the error message.
    * @throws StenosisError ERR_STATE after setInferenceOnly().
    */

@@ -263,17 +263,10 @@ std::string Trainer::TrialStep(const torch::Tensor& images, const torch::Tensor&
   CheckCanTrain("trialStep()");
   // Train mode, as training will run: some backbones fail at a precision in one mode only (ViT-B/16's
   // attention takes a bf16-incompatible fast path in eval mode in libtorch 1.13). Buffers (batch-norm
-  // statistics) and the CPU generator (dropout) are restored after, so the trial leaves no trace.
+  // statistics) and the CPU generator (dropout) are restored after, and the gradients are computed apart from
+  // the ones a backward() left pending, so the trial leaves no trace.
   const bool was_training = model_->IsTraining();
-  std::vector<torch::Tensor> buffers;
-  std::vector<torch::Tensor> saved;
-  {
-    torch::NoGradGuard no_grad;
-    for (const auto& [name, buffer] : model_->NamedBuffers()) {
-      buffers.push_back(buffer);
-      saved.push_back(buffer.clone());
-    }
-  }
+  SnapshotBuffers();
   at::Generator generator = at::detail::getDefaultCPUGenerator();
   torch::Tensor generator_state;
   {
@@ -284,16 +277,18 @@ std::string Trainer::TrialStep(const torch::Tensor& images, const torch::Tensor&
   std::string failure;
   try {
     torch::Tensor loss = Loss(model_->Forward(images, levels), labels);
-    loss.backward();
+    std::vector<torch::Tensor> differentiated;
+    for (const auto& p : trainable_) {
+      if (p.requires_grad()) differentiated.push_back(p);
+    }
+    // Returned, not accumulated into the parameters' .grad.
+    torch::autograd::grad({loss}, differentiated, /*grad_outputs=*/{}, /*retain_graph=*/false,
+                          /*create_graph=*/false, /*allow_unused=*/true);
     if (!std::isfinite(loss.item<double>())) failure = "the loss is not finite";
   } catch (const std::exception& e) {
     failure = DescribeException(e);
   }
-  optimizer_->zero_grad();
-  {
-    torch::NoGradGuard no_grad;
-    for (size_t i = 0; i < buffers.size(); ++i) buffers[i].copy_(saved[i]);
-  }
+  RestoreBuffers();
   {
     std::lock_guard<std::mutex> lock(generator.mutex());
     generator.set_state(generator_state);

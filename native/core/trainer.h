@@ -66,9 +66,9 @@ class Trainer {
   // gradients stay as they were.
   double Backward(const torch::Tensor& inputs, const torch::Tensor& levels, const torch::Tensor& labels,
                   bool accumulate = false, double loss_scale = 1.0, Input input = Input::kImages);
-  // One forward and backward pass in eval mode (so no batch-norm statistics change), then gradients cleared:
-  // shows before training whether the model runs at its precision. Returns the error message, empty on
-  // success.
+  // One forward and backward pass in train mode, then buffers and the CPU generator restored; its gradients
+  // are discarded and those pending from Backward kept. Shows before training whether the model runs at its
+  // precision. Returns the error message, empty on success.
   std::string TrialStep(const torch::Tensor& images, const torch::Tensor& levels,
                         const torch::Tensor& labels);
   // Rescales the gradients so that their global L2 norm is at most max_norm; returns the norm before (not

@@ -220,6 +220,18 @@ describe('StenosisClassifier and Trainer', () => {
     expect(tried.steps).toBe(2);
   });
 
+  test('a trial step keeps the gradients pending from a backward pass', async () => {
+    const { trainer } = await buildTrainer(13);
+    await trainer.backward(batch);
+    const pending = await trainer.gradients();
+    expect(await trainer.trialStep(batch)).toBeNull();
+    const after = await trainer.gradients();
+    expect(after.map((g) => g.name)).toEqual(pending.map((g) => g.name));
+    for (let i = 0; i < pending.length; i++) {
+      expect(sameBits(after[i].data as Float32Array, pending[i].data as Float32Array)).toBe(true);
+    }
+  });
+
   test('a step whose loss is not finite leaves weights, batch-norm statistics and gradients as before', async () => {
     const poisoned = { ...batch, images: Float32Array.from(batch.images) };
     poisoned.images[5] = NaN;
