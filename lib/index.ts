@@ -63,7 +63,7 @@ export {
 export type { SyntheticOptions, SyntheticSummary } from './data/synthetic';
 export { fit, evaluateSamples, scheduledLearningRate } from './train/fit';
 export { FeatureCache, canCacheFeatures } from './train/features';
-export type { PreparedFeatureBatch } from './train/features';
+export type { FeaturePass, PreparedFeatureBatch } from './train/features';
 export type {
   FitOptions,
   FitResult,

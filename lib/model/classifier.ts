@@ -165,10 +165,20 @@ export class StenosisClassifier {
     return native(this.native.forward(images, shape, levels));
   }
 
-  /** Backbone features [batch, featureDim] at the classifier's precision (autocast) and memory format. */
-  async features(batch: Pick<ImageBatch, 'images' | 'shape'>): Promise<Float32Array> {
+  /**
+   * Backbone features [batch, featureDim] in the classifier's memory format, as a pass in the current mode
+   * computes them, or with `training` as a training pass (at `precision`, autocast) or an evaluation pass (in
+   * fp32 with fp32Evaluation) would; the mode is left as it was.
+   */
+  async features(
+    batch: Pick<ImageBatch, 'images' | 'shape'>,
+    options: { training?: boolean } = {},
+  ): Promise<Float32Array> {
     const { images, shape } = checkImages(batch, 'batch');
-    return native(this.native.features(images, shape));
+    if (!isPlainObject(options)) throw invalidArgument('an options object', 'options', options);
+    checkKnownKeys(options, 'features options', ['training']);
+    const training = options.training === undefined ? undefined : checkBoolean(options.training, 'training');
+    return native(this.native.features(images, shape, training));
   }
 
   /** Class probabilities [batch, 3] in eval mode (no dropout, batch-norm running statistics). */

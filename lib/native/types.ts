@@ -40,7 +40,7 @@ export interface NativeClassifierOptions {
 
 export interface NativeClassifier {
   forward(images: Float32Array, shape: number[], levels: Int32Array): Promise<Float32Array>;
-  features(images: Float32Array, shape: number[]): Promise<Float32Array>;
+  features(images: Float32Array, shape: number[], training?: boolean): Promise<Float32Array>;
   setTraining(training: boolean): Promise<void>;
   parameters(trainableOnly: boolean): Promise<NativeNamedTensor[]>;
   parameterCount(trainableOnly: boolean): Promise<number>;

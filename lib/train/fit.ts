@@ -184,7 +184,14 @@ export async function evaluateSamples(
   let lossCount = 0;
   const batchOptions = { batchSize: options.batchSize, train: false, skipBadSamples: options.skipBadSamples };
   const { features } = options;
-  if (features) await features.fill(trainer.classifier, samples, cache, pipeline, options);
+  if (features) {
+    const fillOptions = {
+      batchSize: options.batchSize,
+      skipBadSamples: options.skipBadSamples,
+      pass: 'eval' as const,
+    };
+    await features.fill(trainer.classifier, samples, cache, pipeline, fillOptions);
+  }
   const source = features
     ? features.batches(samples, pipeline, batchOptions)
     : batches(samples, cache, pipeline, batchOptions);
@@ -268,8 +275,15 @@ export async function fit(trainer: Trainer, options: FitOptions): Promise<FitRes
     features !== null && options.pipeline.flipProbability === 0 && options.pipeline.rotationDegrees === 0;
   if (features) {
     const started = Date.now();
-    const wanted = trainOnFeatures ? [...options.train, ...options.val] : options.val;
-    const computed = await features.fill(trainer.classifier, wanted, cache, options.pipeline, options);
+    // Each pass's features as that pass computes them (the precisions differ with fp32Evaluation).
+    const fill = (samples: readonly Sample[], pass: 'train' | 'eval') =>
+      features.fill(trainer.classifier, samples, cache, options.pipeline, {
+        batchSize: options.batchSize,
+        skipBadSamples: options.skipBadSamples,
+        pass,
+      });
+    let computed = trainOnFeatures ? await fill(options.train, 'train') : 0;
+    computed += await fill(options.val, 'eval');
     emit({
       type: 'features',
       samples: computed,

@@ -48,13 +48,17 @@ Napi::Value ClassifierWrap::Forward(const Napi::CallbackInfo& info) {
 Napi::Value ClassifierWrap::Features(const Napi::CallbackInfo& info) {
   auto model = model_;
   torch::Tensor images = ImagesFromJs(info[0], info[1]);
+  // The pass (training or evaluation) whose features are wanted; the current mode's when not given.
+  std::optional<bool> training;
+  if (info.Length() > 2 && !info[2].IsUndefined()) training = BoolArg(info, 2, "training");
   return Schedule<torch::Tensor>(
       info.Env(),
-      [model, images] {
+      [model, images, training] {
         // No autograd, but not InferenceMode: TorchScript caches tensors made in a run, and inference tensors
         // reused by a later training run cannot be saved for backward (seen with Swin-B).
         torch::NoGradGuard no_grad;
-        return model->Features(images).to(torch::kCPU, torch::kFloat32).contiguous();
+        torch::Tensor features = training ? model->Features(images, *training) : model->Features(images);
+        return features.to(torch::kCPU, torch::kFloat32).contiguous();
       },
       [](Napi::Env env, torch::Tensor& features) -> Napi::Value { return ToFloat32Array(env, features); });
 }

@@ -138,6 +138,21 @@ torch::Tensor StenosisClassifier::Features(const torch::Tensor& images) {
   return features.to(torch::kFloat32);
 }
 
+torch::Tensor StenosisClassifier::Features(const torch::Tensor& images, bool training) {
+  const bool was_training = training_;
+  if (training == was_training) return Features(images);
+  SetTraining(training);
+  torch::Tensor features;
+  try {
+    features = Features(images);
+  } catch (...) {
+    SetTraining(was_training);
+    throw;
+  }
+  SetTraining(was_training);
+  return features;
+}
+
 torch::Tensor StenosisClassifier::HeadForward(const torch::Tensor& features, const torch::Tensor& levels) {
   torch::Tensor level_ids = levels.to(device(), torch::kLong);
   torch::Tensor joined = torch::cat({features, embedding_->forward(level_ids)}, /*dim=*/1);

@@ -59,7 +59,12 @@ class StenosisClassifier {
   void SetTraining(bool training);
   bool IsTraining() const { return training_; }
 
+  // Backbone features in the current mode: at `precision` in train mode, in fp32 in eval mode with
+  // fp32_evaluation.
   torch::Tensor Features(const torch::Tensor& images);
+  // Features as a training pass (training true) or an evaluation pass computes them, whatever the current
+  // mode, which is left as it was.
+  torch::Tensor Features(const torch::Tensor& images, bool training);
   // images [B, 3, S, S] float, levels [B] int64 in [0, 5): logits [B, 3] (fp32).
   torch::Tensor Forward(const torch::Tensor& images, const torch::Tensor& levels);
   torch::Tensor HeadForward(const torch::Tensor& features, const torch::Tensor& levels);

@@ -9,11 +9,15 @@ import { readRsnaDataset } from '../../lib/data/rsna';
 import { splitByStudy } from '../../lib/data/splits';
 import { generateSyntheticDataset } from '../../lib/data/synthetic';
 import type { FitEvent, FitOptions } from '../../lib/train/fit';
-import { maxAbsDiff, RESNET18, smallPipeline, tempDir } from '../helpers';
+import { maxAbsDiff, RESNET18, sameBits, smallPipeline, tempDir } from '../helpers';
 
 const PIPELINE = smallPipeline(false);
 
-async function makeTrainer(unfreeze: number, frozenBackboneEval: boolean): Promise<Trainer> {
+async function makeTrainer(
+  unfreeze: number,
+  frozenBackboneEval: boolean,
+  precision: { precision?: 'fp32' | 'bf16'; fp32Evaluation?: boolean } = {},
+): Promise<Trainer> {
   const backbone = await Backbone.load(RESNET18, { inputSize: 48 });
   await backbone.unfreezeLast(unfreeze);
   const classifier = await StenosisClassifier.create({
@@ -22,6 +26,7 @@ async function makeTrainer(unfreeze: number, frozenBackboneEval: boolean): Promi
     dropout: 0,
     seed: 3,
     frozenBackboneEval,
+    ...precision,
   });
   return Trainer.create(classifier, { learningRate: 1e-3, classWeights: [1, 2, 4] });
 }
@@ -87,6 +92,36 @@ describe('cached backbone features', () => {
     });
     const fromImages = await cached.evaluateSamples(test, a.cache, PIPELINE, { batchSize: 8 });
     expect(maxAbsDiff(fromFeatures.probabilities, fromImages.probabilities)).toBeLessThan(1e-5);
+  });
+
+  test('fp32Evaluation: training features cached at the training precision, evaluation features in fp32', async () => {
+    // bf16 training with fp32 evaluation: each pass must see the features it would compute from images.
+    const precision = { precision: 'bf16', fp32Evaluation: true } as const;
+    const cached = await makeTrainer(0, true, precision);
+    const a = await cached.fit({ ...common, epochs: 2, checkpointDir: path.join(dir, 'e') });
+    const recomputed = await makeTrainer(0, true, precision);
+    const b = await recomputed.fit({
+      ...common,
+      epochs: 2,
+      checkpointDir: path.join(dir, 'f'),
+      cacheFeatures: false,
+    });
+    expect(a.features?.size).toBe(common.train.length + common.val.length);
+    expect(a.history.map((h) => [h.trainLoss, h.valLoss, h.valMacroF1])).toEqual(
+      b.history.map((h) => [h.trainLoss, h.valLoss, h.valMacroF1]),
+    );
+    const pa = await cached.classifier.parameters(true);
+    const pb = await recomputed.classifier.parameters(true);
+    for (let i = 0; i < pa.length; i++) expect(sameBits(pa[i].data, pb[i].data)).toBe(true);
+
+    // Evaluating the training samples (held at the training precision) computes their fp32 features.
+    const fromFeatures = await cached.evaluateSamples(common.train, a.cache, PIPELINE, {
+      batchSize: 8,
+      features: a.features,
+    });
+    const fromImages = await cached.evaluateSamples(common.train, a.cache, PIPELINE, { batchSize: 8 });
+    expect(sameBits(fromFeatures.probabilities, fromImages.probabilities)).toBe(true);
+    expect(fromFeatures.loss).toBe(fromImages.loss);
   });
 
   test('augmented training recomputes training features; validation still uses the cache', async () => {
