@@ -182,6 +182,18 @@ export class Trainer {
         'dynamicLossScaling',
       ),
     };
+    if (!resolved.dynamicLossScaling) {
+      // Without dynamic loss scaling these would be ignored: say so instead.
+      for (const name of ['initialLossScale', 'lossScaleGrowthInterval'] as const) {
+        if (options[name] !== undefined) {
+          throw new StenosisError(
+            'ERR_INVALID_ARG',
+            `${name} applies to dynamic loss scaling, which is off (it is on by default in fp16 only): ` +
+              `set dynamicLossScaling: true or leave ${name} out`,
+          );
+        }
+      }
+    }
     const initialLossScale = checkNumber(options.initialLossScale ?? 65536, 'initialLossScale', 1, 2 ** 128);
     const lossScaleGrowthInterval = checkInteger(
       options.lossScaleGrowthInterval ?? 2000,

@@ -194,14 +194,24 @@ describe('dynamic loss scaling', () => {
     for (const g of await trainer.gradients()) expect(maxAbs(g.data)).toBe(0);
     const backbone = await Backbone.load(RESNET18);
     const classifier = await StenosisClassifier.create({ backbone });
-    await expect(Trainer.create(classifier, { initialLossScale: 0.5 })).rejects.toMatchObject({
+    const dynamic = { dynamicLossScaling: true };
+    await expect(Trainer.create(classifier, { ...dynamic, initialLossScale: 0.5 })).rejects.toMatchObject({
       code: 'ERR_INVALID_ARG',
       message: expect.stringMatching(/initialLossScale/),
     });
-    await expect(Trainer.create(classifier, { lossScaleGrowthInterval: 0 })).rejects.toMatchObject({
+    await expect(
+      Trainer.create(classifier, { ...dynamic, lossScaleGrowthInterval: 0 }),
+    ).rejects.toMatchObject({
       code: 'ERR_INVALID_ARG',
       message: expect.stringMatching(/lossScaleGrowthInterval/),
     });
+    // Without dynamic loss scaling (off by default outside fp16) the two would be ignored: refused instead.
+    for (const option of [{ initialLossScale: 1024 }, { lossScaleGrowthInterval: 10 }]) {
+      await expect(Trainer.create(classifier, option)).rejects.toMatchObject({
+        code: 'ERR_INVALID_ARG',
+        message: expect.stringMatching(/applies to dynamic loss scaling, which is off/),
+      });
+    }
   });
 });
 
