@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { checkInteger, StenosisError } from './errors';
+import { LIMITS } from './limits';
 import { loadAddon, packageRoot } from './native/loader';
 import type { CpuCacheStats } from './native/types';
 
@@ -21,7 +22,7 @@ let threadsSet = false;
  * @throws StenosisError ERR_INVALID_ARG when threads is not a positive integer.
  */
 export function setNumThreads(threads: number): void {
-  checkInteger(threads, 'threads', 1, 1024);
+  checkInteger(threads, 'threads', LIMITS.threads.min, LIMITS.threads.max);
   loadAddon().setNumThreads(threads);
   threadsSet = true;
 }

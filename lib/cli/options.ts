@@ -1,4 +1,6 @@
+import os from 'node:os';
 import { InvalidArgumentError, Option, type Command } from 'commander';
+import { LIMITS } from '../limits';
 import { DEVICE_PATTERN } from '../runtime';
 
 /** A real boolean flag value: true/false, 1/0, yes/no, on/off. */
@@ -52,6 +54,49 @@ export function numberInRange(min: number, max: number, maxExclusive = false): (
   };
 }
 
+/** A parser of integers in [min, max], for flags whose range the library enforces (see LIMITS). */
+export function integerInRange(range: { min: number; max: number }): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < range.min || n > range.max) {
+      throw new InvalidArgumentError(`expected an integer in [${range.min}, ${range.max}], got '${value}'`);
+    }
+    return n;
+  };
+}
+
+/** A parser of numbers in (0, max]: positive, and no larger than the library accepts (see LIMITS). */
+export function positiveNumberUpTo(max: number): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n) || n <= 0 || n > max) {
+      throw new InvalidArgumentError(`expected a number in (0, ${max}], got '${value}'`);
+    }
+    return n;
+  };
+}
+
+/**
+ * The most libtorch threads a flag may ask for: 4 times the cores this process may use (more only contend for
+ * the same cores), and never more than setNumThreads accepts.
+ */
+export function maxThreads(): number {
+  return Math.min(LIMITS.threads.max, 4 * os.availableParallelism());
+}
+
+/** --threads: an integer in [1, maxThreads()]. */
+export function parseThreads(value: string): number {
+  const max = maxThreads();
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < LIMITS.threads.min || n > max) {
+    throw new InvalidArgumentError(
+      `expected an integer in [${LIMITS.threads.min}, ${max}] (at most 4 times the ` +
+        `${os.availableParallelism()} cores here), got '${value}'`,
+    );
+  }
+  return n;
+}
+
 /** Three loss weights "w0,w1,w2" (normal/mild, moderate, severe): numbers >= 0, at least one positive. */
 export function parseClassWeights(value: string): [number, number, number] {
   const parts = value.split(',').map((part) => part.trim());
@@ -59,9 +104,12 @@ export function parseClassWeights(value: string): [number, number, number] {
   if (
     parts.length !== 3 ||
     parts.some((p) => p === '') ||
-    weights.some((w) => !Number.isFinite(w) || w < 0)
+    weights.some((w) => !Number.isFinite(w) || w < LIMITS.classWeight.min || w > LIMITS.classWeight.max)
   ) {
-    throw new InvalidArgumentError(`expected three numbers >= 0 such as 1,2,4, got '${value}'`);
+    throw new InvalidArgumentError(
+      `expected three numbers in [${LIMITS.classWeight.min}, ${LIMITS.classWeight.max}] such as 1,2,4, ` +
+        `got '${value}'`,
+    );
   }
   if (weights.every((w) => w === 0))
     throw new InvalidArgumentError(`expected a positive weight, got '${value}'`);

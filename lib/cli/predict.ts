@@ -6,7 +6,7 @@ import { StenosisPredictor, submissionCsv } from '../predict/predictor';
 import { setNumThreads } from '../runtime';
 import { StenosisError } from '../errors';
 import type { DataProblem } from '../data/samples';
-import { parseArgv, parseDevice, parsePositiveInt, printError } from './options';
+import { parseArgv, parseDevice, parsePositiveInt, parseThreads, printError } from './options';
 
 export function buildCommand(): Command {
   return new Command('predict.js')
@@ -23,7 +23,7 @@ export function buildCommand(): Command {
     .option('--output <file>', 'submission CSV to write', 'submission.csv')
     .option('--backbone <file>', 'backbone TorchScript file (default: the one recorded in the checkpoint)')
     .option('--device <device>', 'cpu, cuda or cuda:N', parseDevice, 'cpu')
-    .option('--threads <n>', 'libtorch threads (default: all cores)', parsePositiveInt)
+    .option('--threads <n>', 'libtorch threads (default: all cores; at most 4 times the cores)', parseThreads)
     .option('--batch-size <n>', 'images per forward pass', parsePositiveInt, 16)
     .option(
       '--skip-bad-samples',

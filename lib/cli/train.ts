@@ -29,17 +29,21 @@ import { bootstrapOverStudies, computeMetrics, perLevelMetrics, type Metrics } f
 import type { EpochRecord, SelectionMetric } from '../train/fit';
 import {
   choiceOption,
+  integerInRange,
+  maxThreads,
   numberInRange,
   parseArgv,
   parseClassWeights,
   parseDevice,
   parseBoolean,
   parseNonNegativeInt,
-  parseNonNegativeNumber,
   parsePositiveInt,
   parsePositiveNumber,
+  parseThreads,
+  positiveNumberUpTo,
   printError,
 } from './options';
+import { LIMITS } from '../limits';
 
 /** The quick preset used when no data is given: small backbone, few epochs, the synthetic dataset. */
 export const QUICK_PRESET = {
@@ -694,9 +698,24 @@ export function buildCommand(): Command {
     .option('--models-dir <dir>', 'folder of exported backbones (registry.json)', defaultModelsDir())
     .option('--batch-size <n>', 'batch size', parsePositiveInt, 32)
     .option('--num-epochs <n>', 'epochs', parsePositiveInt, 30)
-    .option('--learning-rate <lr>', 'AdamW learning rate', parsePositiveNumber, 1e-4)
-    .option('--weight-decay <wd>', 'AdamW weight decay', parseNonNegativeNumber, 0.02)
-    .option('--level-embeddings <dim>', 'level embedding dimension', parsePositiveInt, 256)
+    .option(
+      '--learning-rate <lr>',
+      `AdamW learning rate, in (0, ${LIMITS.learningRate.max}]`,
+      positiveNumberUpTo(LIMITS.learningRate.max),
+      1e-4,
+    )
+    .option(
+      '--weight-decay <wd>',
+      `AdamW weight decay, in [${LIMITS.weightDecay.min}, ${LIMITS.weightDecay.max}]`,
+      numberInRange(LIMITS.weightDecay.min, LIMITS.weightDecay.max),
+      0.02,
+    )
+    .option(
+      '--level-embeddings <dim>',
+      `level embedding dimension, in [${LIMITS.levelEmbedding.min}, ${LIMITS.levelEmbedding.max}]`,
+      integerInRange(LIMITS.levelEmbedding),
+      256,
+    )
     .addOption(
       new Option(
         '--freeze-backbone <bool>',
@@ -725,14 +744,22 @@ export function buildCommand(): Command {
     .option('--dropout <p>', 'dropout of the head, in [0, 1)', numberInRange(0, 1, true), 0.1)
     .option('--output <dir>', 'output folder', 'outputs')
     .option('--device <device>', 'cpu, cuda or cuda:N', parseDevice, 'cpu')
-    .option('--threads <n>', 'libtorch threads (default: all cores)', parsePositiveInt)
+    .option(
+      '--threads <n>',
+      `libtorch threads (default: all cores; at most 4 times the cores, here ${maxThreads()})`,
+      parseThreads,
+    )
     .option(
       '--seed <n>',
       'seed of splits, shuffles, augmentation and head initialization',
       parseNonNegativeInt,
       0,
     )
-    .option('--image-size <px>', "input size (default: the backbone's)", parsePositiveInt)
+    .option(
+      '--image-size <px>',
+      `input size, in [${LIMITS.inputSize.min}, ${LIMITS.inputSize.max}] (default: the backbone's)`,
+      integerInRange(LIMITS.inputSize),
+    )
     .option(
       '--crop-mm <mm>',
       'crop a square of this many millimetres around the labelled level (PixelSpacing)',
@@ -744,8 +771,9 @@ export function buildCommand(): Command {
     .addOption(choiceOption('--scaling <kind>', 'intensity scaling', ['minmax', 'percentile'], 'minmax'))
     .option(
       '--synthetic-studies <n>',
-      'studies of the generated dataset when no data is given',
-      parsePositiveInt,
+      `studies of the generated dataset when no data is given, in [${LIMITS.syntheticStudies.min}, ` +
+        `${LIMITS.syntheticStudies.max}]`,
+      integerInRange(LIMITS.syntheticStudies),
       QUICK_PRESET.syntheticStudies,
     )
     .option('--skip-bad-samples', 'skip unreadable images (reported) instead of stopping', false)
@@ -782,7 +810,11 @@ export function buildCommand(): Command {
       'stop after this many epochs without a better validation figure (default: off)',
       parsePositiveInt,
     )
-    .option('--clip-grad-norm <norm>', 'clip the global gradient L2 norm (default: off)', parsePositiveNumber)
+    .option(
+      '--clip-grad-norm <norm>',
+      `clip the global gradient L2 norm, in (0, ${LIMITS.gradientClipNorm.max}] (default: off)`,
+      positiveNumberUpTo(LIMITS.gradientClipNorm.max),
+    )
     .option('--accumulation-steps <n>', 'batches accumulated into one optimizer step', parsePositiveInt, 1)
     .option(
       '--json',

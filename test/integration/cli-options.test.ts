@@ -1,0 +1,111 @@
+// The train and predict commands refuse flags that the run would fail on or silently ignore, before anything
+// is read or written, naming the flag; and the ranges they check are the ones the library enforces.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Backbone, LevelEmbedding, StenosisClassifier, Trainer, setNumThreads } from '../../lib';
+import { LIMITS } from '../../lib/limits';
+import { main } from '../../lib/cli/train';
+import { main as predictMain } from '../../lib/cli/predict';
+import { generateSyntheticDataset } from '../../lib/data/synthetic';
+import { RESNET18, runCaptured, tempDir } from '../helpers';
+
+describe('train.js flag checks', () => {
+  const dir = tempDir('cli-options');
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  /** Runs train.js with a fresh output folder; the folder must not exist afterwards (nothing written). */
+  async function refused(args: string[]): Promise<{ code: number; stderr: string }> {
+    const out = path.join(dir, `out-${Math.random().toString(36).slice(2)}`);
+    const result = await runCaptured(main, ['node', 'train.js', ...args, '--output', out]);
+    expect(fs.existsSync(out)).toBe(false);
+    return result;
+  }
+
+  test.each([
+    [
+      ['--image_size', '7'],
+      /--image-size <px>' argument '7' is invalid\. expected an integer in \[16, 4096\]/,
+    ],
+    [
+      ['--image_size', '5000'],
+      /--image-size <px>' argument '5000' is invalid\. expected an integer in \[16, 4096\]/,
+    ],
+    [
+      ['--learning_rate', '1e9'],
+      /--learning-rate <lr>' argument '1e9' is invalid\. expected a number in \(0, 10\]/,
+    ],
+    [
+      ['--weight_decay', '1e9'],
+      /--weight-decay <wd>' argument '1e9' is invalid\. expected a number in \[0, 10\]/,
+    ],
+    [['--level_embeddings', '100000'], /--level-embeddings <dim>' argument '100000' is invalid/],
+    [['--synthetic_studies', '200000'], /--synthetic-studies <n>' argument '200000' is invalid/],
+    [['--clip_grad_norm', '1e12'], /--clip-grad-norm <norm>' argument '1e12' is invalid/],
+    [['--class_weights', '1,2,1e7'], /--class-weights <w,w,w>' argument '1,2,1e7' is invalid/],
+  ])('%j is refused when parsed, naming the flag', async (args, message) => {
+    const { code, stderr } = await refused(args);
+    expect(code).toBe(1);
+    expect(stderr).toMatch(message);
+    expect(stderr).not.toMatch(/inputSize|learningRate|weightDecay/);
+  });
+
+  test('--threads above 4 times the cores is refused, in train.js and predict.js', async () => {
+    const max = Math.min(LIMITS.threads.max, 4 * os.availableParallelism());
+    const { code, stderr } = await refused(['--threads', String(max + 1)]);
+    expect(code).toBe(1);
+    expect(stderr).toMatch(
+      new RegExp(`--threads <n>' argument '${max + 1}' is invalid\\. expected an integer in \\[1, ${max}\\]`),
+    );
+    const predicted = await runCaptured(predictMain, [
+      'node',
+      'predict.js',
+      '--checkpoint',
+      'x.ckpt',
+      '--data',
+      dir,
+      '--threads',
+      '1000000',
+    ]);
+    expect(predicted.code).toBe(1);
+    expect(predicted.stderr).toMatch(/--threads <n>' argument '1000000' is invalid/);
+  });
+});
+
+describe('LIMITS are the ranges the library enforces', () => {
+  test('input size, embedding size, learning rate, weight decay, class weights, clip norm, studies, threads', async () => {
+    const { inputSize, levelEmbedding, learningRate, weightDecay, classWeight, threads } = LIMITS;
+    await expect(Backbone.load(RESNET18, { inputSize: inputSize.min - 1 })).rejects.toThrow(
+      `in [${inputSize.min}, ${inputSize.max}]`,
+    );
+    await expect(Backbone.load(RESNET18, { inputSize: inputSize.max + 1 })).rejects.toThrow(/inputSize/);
+    expect(() => new LevelEmbedding({ dimension: levelEmbedding.max })).not.toThrow();
+    expect(() => new LevelEmbedding({ dimension: levelEmbedding.max + 1 })).toThrow(
+      `in [${levelEmbedding.min}, ${levelEmbedding.max}]`,
+    );
+    expect(() => setNumThreads(threads.max + 1)).toThrow(`in [${threads.min}, ${threads.max}]`);
+    const backbone = await Backbone.load(RESNET18, { inputSize: 32 });
+    const classifier = await StenosisClassifier.create({ backbone });
+    const create = (options: object) => Trainer.create(classifier, { classWeights: [1, 1, 1], ...options });
+    await expect(create({ learningRate: learningRate.max })).resolves.toBeDefined();
+    await expect(create({ learningRate: learningRate.max * 1.0001 })).rejects.toThrow(
+      `in [${learningRate.min}, ${learningRate.max}] for learningRate`,
+    );
+    await expect(create({ weightDecay: weightDecay.max * 1.0001 })).rejects.toThrow(
+      `in [${weightDecay.min}, ${weightDecay.max}] for weightDecay`,
+    );
+    await expect(create({ classWeights: [1, 1, classWeight.max * 1.0001] })).rejects.toThrow(
+      `in [${classWeight.min}, ${classWeight.max}]`,
+    );
+    const trainer = await create({});
+    await expect(trainer.clipGradients(LIMITS.gradientClipNorm.max * 1.0001)).rejects.toThrow(
+      `in [${LIMITS.gradientClipNorm.min}, ${LIMITS.gradientClipNorm.max}]`,
+    );
+    const studies = LIMITS.syntheticStudies;
+    const folder = tempDir('limits');
+    await expect(generateSyntheticDataset(folder, { studies: studies.max + 1 })).rejects.toThrow(
+      `in [${studies.min}, ${studies.max}]`,
+    );
+    fs.rmSync(folder, { recursive: true, force: true });
+  });
+});
