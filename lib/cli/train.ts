@@ -823,6 +823,43 @@ export function buildCommand(): Command {
     );
 }
 
+/**
+ * Flags that the run would ignore or that contradict each other, as one message naming them; null when there
+ * are none. `given` holds the options given on the command line, `preset` whether the quick preset applies.
+ */
+export function conflictingFlags(
+  options: TrainOptions,
+  given: ReadonlySet<string>,
+  preset: boolean,
+): string | null {
+  if (options.frozenBackboneEval && (!options.freezeBackbone || options.unfreezeLastN !== 0)) {
+    const whose = given.has('unfreezeLastN') ? '' : preset ? " (the quick preset's)" : ' (the default)';
+    const now = !options.freezeBackbone
+      ? '--freeze-backbone false trains the whole backbone'
+      : `--unfreeze-last-n ${options.unfreezeLastN}${whose} leaves backbone tensors trainable`;
+    return (
+      '--frozen-backbone-eval holds a fully frozen backbone in eval mode and needs --freeze-backbone true ' +
+      `and --unfreeze-last-n 0; here ${now}`
+    );
+  }
+  if (options.cropMm !== undefined && options.cropPx !== undefined && given.has('cropMm')) {
+    return '--crop-mm and --crop-px both give the crop size; give one of them';
+  }
+  if (given.has('warmupSteps') && options.lrSchedule !== 'cosine') {
+    return (
+      `--warmup-steps is the warm-up of --lr-schedule cosine; with --lr-schedule ${options.lrSchedule} ` +
+      'there is none (add --lr-schedule cosine, or leave --warmup-steps out)'
+    );
+  }
+  if (given.has('syntheticStudies') && !preset) {
+    return (
+      `--synthetic-studies sizes the generated dataset, used only when no data is given; ` +
+      `${options.data ? '--data' : '--train-csv/--val-csv/--test-csv'} gives the data`
+    );
+  }
+  return null;
+}
+
 /** Runs the train command on argv (as process.argv); resolves to the exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
   const command = buildCommand();
@@ -845,6 +882,11 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
   if ((raw.trainCsv || raw.valCsv || raw.testCsv) && !(raw.trainCsv && raw.valCsv && raw.testCsv)) {
     process.stderr.write('error: --train-csv, --val-csv and --test-csv go together\n');
+    return 2;
+  }
+  const conflict = conflictingFlags(options, given, preset);
+  if (conflict !== null) {
+    process.stderr.write(`error: ${conflict}\n`);
     return 2;
   }
   options.output = path.resolve(options.output);

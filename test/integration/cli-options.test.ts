@@ -50,6 +50,46 @@ describe('train.js flag checks', () => {
     expect(stderr).not.toMatch(/inputSize|learningRate|weightDecay/);
   });
 
+  const data = ['--data', path.join(os.tmpdir(), 'no-such-dataset')];
+  test.each([
+    [
+      // The quick preset (small, so that a run that is not refused ends soon).
+      ['--frozen_backbone_eval', '--synthetic_studies', '30', '--image_size', '32', '--num_epochs', '1'],
+      new RegExp(
+        '--frozen-backbone-eval holds a fully frozen backbone in eval mode and needs --freeze-backbone true ' +
+          "and --unfreeze-last-n 0; here --unfreeze-last-n 62 \\(the quick preset's\\) leaves",
+      ),
+    ],
+    [
+      [...data, '--frozen_backbone_eval'],
+      /--frozen-backbone-eval .* needs .*--unfreeze-last-n 0; here --unfreeze-last-n 32 \(the default\) leaves/,
+    ],
+    [
+      [...data, '--frozen_backbone_eval', '--unfreeze_last_n', '0', '--freeze_backbone', 'false'],
+      /--frozen-backbone-eval .* needs --freeze-backbone true .*; here --freeze-backbone false trains the whole/,
+    ],
+    [
+      [...data, '--crop_mm', '60', '--crop_px', '40'],
+      /--crop-mm and --crop-px both give the crop size; give one of them/,
+    ],
+    [
+      [...data, '--warmup_steps', '10'],
+      /--warmup-steps is the warm-up of --lr-schedule cosine; with --lr-schedule constant there is none/,
+    ],
+    [
+      [...data, '--lr_schedule', 'constant', '--warmup_steps', '10'],
+      /--warmup-steps .* with --lr-schedule constant/,
+    ],
+    [
+      [...data, '--synthetic_studies', '30'],
+      /--synthetic-studies sizes the generated dataset.*; --data gives/,
+    ],
+  ])('%j is refused before anything is written', async (args, message) => {
+    const { code, stderr } = await refused(args);
+    expect(code).toBe(2);
+    expect(stderr).toMatch(message);
+  });
+
   test('--threads above 4 times the cores is refused, in train.js and predict.js', async () => {
     const max = Math.min(LIMITS.threads.max, 4 * os.availableParallelism());
     const { code, stderr } = await refused(['--threads', String(max + 1)]);
@@ -73,7 +113,7 @@ describe('train.js flag checks', () => {
 });
 
 describe('LIMITS are the ranges the library enforces', () => {
-  test('input size, embedding size, learning rate, weight decay, class weights, clip norm, studies, threads', async () => {
+  test('input size, embedding, learning rate, weight decay, class weights, clip norm, studies, threads', async () => {
     const { inputSize, levelEmbedding, learningRate, weightDecay, classWeight, threads } = LIMITS;
     await expect(Backbone.load(RESNET18, { inputSize: inputSize.min - 1 })).rejects.toThrow(
       `in [${inputSize.min}, ${inputSize.max}]`,
