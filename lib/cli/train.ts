@@ -680,7 +680,8 @@ export function buildCommand(): Command {
         `synthetic RSNA-format dataset (${QUICK_PRESET.syntheticStudies} studies, ` +
         `ResNet-18 at ${QUICK_PRESET.imageSize} px, ${QUICK_PRESET.numEpochs} epochs, ` +
         `batch ${QUICK_PRESET.batchSize}, crop ${QUICK_PRESET.cropMm} mm, cosine learning rate); ` +
-        'explicit flags override it.\n' +
+        "explicit flags override it. Exit code 0 when every model trained, 3 when some failed (the others' " +
+        'results are written), 1 when all failed or the run did, 2 for flags that contradict each other.\n' +
         'snake_case flags (--batch_size) work as well as kebab-case (--batch-size).',
     )
     .option('--data <dir>', 'RSNA-layout folder (train.csv, train_label_coordinates.csv, train_images/...)')
@@ -1142,7 +1143,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       { event: 'end', output: options.output, models: options.models.length, failed },
       `results in ${path.join(options.output, 'results')}`,
     );
-    return failed === options.models.length ? 1 : 0;
+    // 3: some models failed, and the results of the others are written; 1: every model failed.
+    return failed === 0 ? 0 : failed === options.models.length ? 1 : 3;
   } catch (error) {
     reporter.clearProgress();
     printError(error);
