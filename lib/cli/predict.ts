@@ -1,11 +1,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { writeFileAtomic } from '../data/atomic';
 import { StenosisPredictor, submissionCsv } from '../predict/predictor';
 import { setNumThreads } from '../runtime';
 import { StenosisError } from '../errors';
 import type { DataProblem } from '../data/samples';
+import type { PrecisionOption } from '../model/classifier';
 import { parseArgv, parseDevice, parsePositiveInt, parseThreads, printError } from './options';
 
 export function buildCommand(): Command {
@@ -30,6 +31,13 @@ export function buildCommand(): Command {
       'leave out studies that cannot be read (named on stderr) instead of stopping at the first',
       false,
     )
+    .addOption(
+      new Option(
+        '--precision <kind>',
+        "backbone autocast: fp32, bf16, fp16 (CUDA only) or auto (default: the checkpoint's evaluation " +
+          'precision; fp32 for an fp16 checkpoint on the CPU)',
+      ).choices(['fp32', 'bf16', 'fp16', 'auto']),
+    )
     .option(
       '--optimize',
       'TorchScript optimize_for_inference on the backbone (ResNets about 1.3-1.4x faster on the CPU; others not)',
@@ -52,6 +60,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     batchSize: number;
     optimize: boolean;
     skipBadSamples: boolean;
+    precision?: PrecisionOption;
   };
   const output = path.resolve(options.output);
   if (fs.statSync(output, { throwIfNoEntry: false })?.isDirectory()) {
@@ -65,6 +74,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       backbone: options.backbone,
       batchSize: options.batchSize,
       optimize: options.optimize,
+      precision: options.precision,
     });
     for (const warning of predictor.warnings) process.stderr.write(`warning: ${warning}\n`);
     const problems: DataProblem[] = [];
@@ -78,8 +88,16 @@ export async function main(argv: readonly string[]): Promise<number> {
       throw new StenosisError('ERR_DATA', `no study of ${options.data} could be read; nothing written`);
     }
     writeFileAtomic(output, submissionCsv(predictions));
+    const recorded = predictor.metadata.classifier;
+    const checkpointPrecision = recorded.fp32Evaluation ? 'fp32' : (recorded.precision ?? 'fp32');
     process.stdout.write(
-      `${predictions.length} studies, ${predictions.length * 5} rows written to ${output}` +
+      `${predictions.length} studies, ${predictions.length * 5} rows written to ${output} ` +
+        `(backbone in ${predictor.precision}` +
+        (predictor.memoryFormat === 'channels_last' ? ', channels-last' : '') +
+        (predictor.precision === checkpointPrecision
+          ? ', as the checkpoint was evaluated'
+          : `; the checkpoint was evaluated in ${checkpointPrecision}`) +
+        ')' +
         (problems.length ? `; ${problems.length} studies skipped (named above)` : '') +
         '\n',
     );

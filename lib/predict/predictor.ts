@@ -1,11 +1,18 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parse } from 'csv-parse/sync';
-import { native, StenosisError } from '../errors';
+import { checkOneOf, native, StenosisError } from '../errors';
 import { loadAddon } from '../native/loader';
 import { Backbone } from '../model/backbone';
 import { LevelEmbedding } from '../model/level-embedding';
-import { StenosisClassifier } from '../model/classifier';
+import {
+  MEMORY_FORMATS,
+  PRECISION_OPTIONS,
+  StenosisClassifier,
+  type MemoryFormat,
+  type Precision,
+  type PrecisionOption,
+} from '../model/classifier';
 import { LEVELS, SEVERITIES, type Level } from '../model/levels';
 import { Trainer, type CheckpointMetadata } from '../train/trainer';
 import { evaluateSamples } from '../train/fit';
@@ -42,6 +49,14 @@ export interface PredictorOptions {
    * EfficientNetV2-M, ConvNeXt-Base, ViT-B/16, Swin-B and BEiT-Base 0.89x-0.99x, so it is off by default.
    */
   optimize?: boolean;
+  /**
+   * Autocast precision of the backbone. Default: the one the checkpoint's test metrics were computed at (its
+   * evaluation precision: fp32 when it was trained with fp32Evaluation), except fp16 on the CPU, which libtorch
+   * does not compute there: fp32 then, said in the warnings. fp16 asked for on the CPU is an ERR_INVALID_ARG.
+   */
+  precision?: PrecisionOption;
+  /** Memory format of the backbone's weights and inputs. Default: the checkpoint's. */
+  memoryFormat?: MemoryFormat;
 }
 
 const ID = /^\d+$/;
@@ -87,6 +102,16 @@ export class StenosisPredictor {
     readonly metadata: CheckpointMetadata,
   ) {}
 
+  /** The backbone's autocast precision in use ('auto' resolved). */
+  get precision(): Precision {
+    return this.trainer.classifier.precision;
+  }
+
+  /** The memory format of the backbone's weights and inputs. */
+  get memoryFormat(): MemoryFormat {
+    return this.trainer.classifier.memoryFormat;
+  }
+
   /**
    * Rebuilds the model recorded in a checkpoint and loads its weights.
    * @throws StenosisError ERR_CHECKPOINT (missing or damaged), ERR_MODEL_FILE (backbone not found).
@@ -98,7 +123,12 @@ export class StenosisPredictor {
       await native(loadAddon().readCheckpointMetadata(checkpoint)),
     ) as CheckpointMetadata;
     const user = (metadata.user ?? {}) as { backbonePath?: string; pipeline?: PipelineOptions };
-    const backbonePath = options.backbone ?? user.backbonePath;
+    // An existing file is the file, whatever its name (Backbone.load takes a bare name for a registry entry).
+    const given = options.backbone;
+    const backbonePath =
+      given !== undefined && fs.statSync(given, { throwIfNoEntry: false })?.isFile()
+        ? path.resolve(given)
+        : (given ?? user.backbonePath);
     if (!backbonePath) {
       throw new StenosisError(
         'ERR_MODEL_FILE',
@@ -114,16 +144,44 @@ export class StenosisPredictor {
       flipProbability: 0,
       rotationDegrees: 0,
     };
-    const backbone = await Backbone.load(backbonePath, {
-      device: options.device ?? 'cpu',
-      inputSize: pipeline.size,
-    });
+    const device = options.device ?? 'cpu';
+    const onCpu = device === 'cpu';
+    const notes: string[] = [];
+    const recorded = metadata.classifier;
+    // The precision the checkpoint's model was evaluated at (its test metrics), as the prediction's default.
+    const evaluated = recorded.fp32Evaluation ? 'fp32' : ((recorded.precision ?? 'fp32') as Precision);
+    let precision: PrecisionOption;
+    if (options.precision !== undefined) {
+      precision = checkOneOf(options.precision, 'precision', PRECISION_OPTIONS);
+      if (precision === 'fp16' && onCpu) {
+        throw new StenosisError(
+          'ERR_INVALID_ARG',
+          'precision fp16 needs a CUDA device (--device cuda); on the CPU use bf16, fp32 or auto',
+        );
+      }
+    } else if (evaluated === 'fp16' && onCpu) {
+      precision = 'fp32';
+      notes.push(
+        `${checkpoint} was evaluated in fp16, which the CPU does not compute: predicting in fp32, so ` +
+          'probabilities may differ slightly from its recorded metrics',
+      );
+    } else {
+      precision = evaluated;
+    }
+    const memoryFormat = checkOneOf(
+      options.memoryFormat ?? recorded.memoryFormat ?? 'contiguous',
+      'memoryFormat',
+      MEMORY_FORMATS,
+    );
+    const backbone = await Backbone.load(backbonePath, { device, inputSize: pipeline.size });
     await backbone.freeze();
     const classifier = await StenosisClassifier.create({
       backbone,
       levelEmbedding: new LevelEmbedding({ dimension: metadata.classifier.embeddingDim }),
       hiddenSizes: metadata.classifier.hiddenSizes,
       dropout: metadata.classifier.dropout,
+      precision,
+      memoryFormat,
     });
     const trainer = await Trainer.create(classifier);
     await trainer.load(checkpoint, { weightsOnly: true });
@@ -142,6 +200,7 @@ export class StenosisPredictor {
       options.batchSize ?? 16,
       metadata,
     );
+    predictor.warnings.push(...notes);
     if (optimized !== null) {
       predictor.warnings.push(`the backbone runs unoptimized (optimize_for_inference failed: ${optimized})`);
     }
