@@ -731,11 +731,15 @@ export function buildCommand(): Command {
       parseNonNegativeInt,
       32,
     )
-    .option(
-      '--frozen-backbone-eval',
-      'hold a fully frozen backbone (--unfreeze-last-n 0) in eval mode while training, as the reference does ' +
-        'not; its features are then computed once and cached (training too when --flip 0 --rotation 0)',
-      false,
+    .addOption(
+      new Option(
+        '--frozen-backbone-eval [bool]',
+        'hold a fully frozen backbone (--unfreeze-last-n 0) in eval mode while training, as the reference does ' +
+          'not; its features are then computed once and cached (training too when --flip 0 --rotation 0); ' +
+          'alone, or true/false, 1/0, yes/no',
+      )
+        .argParser(parseBoolean)
+        .default(false),
     )
     .option(
       '--class-weights <w,w,w>',
@@ -795,7 +799,14 @@ export function buildCommand(): Command {
         'fp32',
       ),
     )
-    .option('--channels-last', 'channels-last memory format for convolutional backbones', false)
+    .addOption(
+      new Option(
+        '--channels-last [bool]',
+        'channels-last memory format for convolutional backbones (alone, or true/false, 1/0, yes/no)',
+      )
+        .argParser(parseBoolean)
+        .default(false),
+    )
     .option('--resume', 'continue an interrupted run (Ctrl-C saves its state) in the same --output', false)
     .addOption(
       choiceOption(

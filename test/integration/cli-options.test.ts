@@ -5,7 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { Backbone, LevelEmbedding, StenosisClassifier, Trainer, setNumThreads } from '../../lib';
 import { LIMITS } from '../../lib/limits';
-import { main } from '../../lib/cli/train';
+import { buildCommand, main } from '../../lib/cli/train';
+import { parseArgv } from '../../lib/cli/options';
 import { main as predictMain } from '../../lib/cli/predict';
 import { generateSyntheticDataset } from '../../lib/data/synthetic';
 import { RESNET18, runCaptured, tempDir } from '../helpers';
@@ -88,6 +89,24 @@ describe('train.js flag checks', () => {
     const { code, stderr } = await refused(args);
     expect(code).toBe(2);
     expect(stderr).toMatch(message);
+  });
+
+  test('--channels_last and --frozen_backbone_eval take a boolean value or none, like --freeze_backbone', () => {
+    const parsed = (args: string[]) => {
+      const command = buildCommand();
+      const exit = parseArgv(command, ['node', 'train.js', ...args]);
+      return exit === null ? command.opts() : exit;
+    };
+    expect(parsed([])).toMatchObject({ channelsLast: false, frozenBackboneEval: false });
+    expect(parsed(['--channels_last', '--frozen_backbone_eval'])).toMatchObject({
+      channelsLast: true,
+      frozenBackboneEval: true,
+    });
+    expect(parsed(['--channels_last', 'false', '--frozen_backbone_eval', 'no'])).toMatchObject({
+      channelsLast: false,
+      frozenBackboneEval: false,
+    });
+    expect(parsed(['--channels_last', 'yes', '--json'])).toMatchObject({ channelsLast: true, json: true });
   });
 
   test('--threads above 4 times the cores is refused, in train.js and predict.js', async () => {
