@@ -89,6 +89,20 @@ def preprocessing_notes(pipeline, mean, std, input_size):
     return notes
 
 
+def inference_pipeline(pipeline):
+    """The training pipeline without its augmentation: what an input to the exported model goes through."""
+    if pipeline is None:
+        return None
+    return {**pipeline, "flipProbability": 0, "rotationDegrees": 0}
+
+
+def training_augmentation(pipeline):
+    """The random flip and rotation used in training only, kept for the record."""
+    if pipeline is None:
+        return None
+    return {key: pipeline.get(key) for key in ("flipProbability", "rotationDegrees")}
+
+
 def export(args):
     # Imported here so that a Python without torch fails with one clear line rather than a traceback.
     try:
@@ -102,6 +116,11 @@ def export(args):
     checkpoint_path = os.path.abspath(args.checkpoint)
     out = os.path.abspath(args.out)
     json_path = description_path(out)
+    if os.path.isdir(out):
+        raise ExportError(f"--out {out} is a folder; give the TorchScript file to write, e.g. "
+                          f"{os.path.join(out, 'model.pt')}")
+    if not out.endswith(".pt"):
+        raise ExportError(f"--out {out}: the export is a TorchScript file, so its name must end in .pt")
     if out == json_path or out == checkpoint_path:
         raise ExportError(f"--out {out} would overwrite the checkpoint or the description; choose a .pt path")
     try:
@@ -173,7 +192,9 @@ def export(args):
         "std": list(std),
         "preprocessing": {
             "notes": preprocessing_notes(pipeline, mean, std, input_size),
-            "pipeline": pipeline,
+            # The inference pipeline (no augmentation); the training-only flip and rotation are listed apart.
+            "pipeline": inference_pipeline(pipeline),
+            "trainingAugmentation": training_augmentation(pipeline),
         },
         "backbone": {key: backbone_meta.get(key) for key in
                      ("name", "architecture", "source", "featureDim", "pretrained", "weights", "exportMethod")},

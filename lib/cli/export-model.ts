@@ -28,7 +28,10 @@ export function buildCommand(): Command {
       '--checkpoint <file>',
       'a checkpoint written by train.js (trained_models/<model>_best.ckpt) or Trainer.save',
     )
-    .requiredOption('--out <file>', 'TorchScript file to write, e.g. model.pt (model.json goes beside it)')
+    .requiredOption(
+      '--out <file>',
+      'TorchScript file to write, ending in .pt, e.g. model.pt (model.json goes beside it)',
+    )
     .option('--backbone <file>', "backbone TorchScript file (default: the checkpoint's user.backbonePath)")
     .addHelpText(
       'after',
@@ -68,7 +71,20 @@ function runPython(python: string, args: string[]): Promise<PythonResult> {
 }
 
 /** Checks the inputs that Node can check itself, so the common mistakes fail without starting Python. */
-function checkInputs(checkpoint: string, backbone: string | undefined): void {
+function checkInputs(checkpoint: string, backbone: string | undefined, out: string): void {
+  if (fs.statSync(out, { throwIfNoEntry: false })?.isDirectory()) {
+    throw new StenosisError(
+      'ERR_INVALID_ARG',
+      `--out ${out} is a folder; give the TorchScript file to write, e.g. ${path.join(out, 'model.pt')}`,
+    );
+  }
+  if (path.extname(out) !== '.pt') {
+    throw new StenosisError(
+      'ERR_INVALID_ARG',
+      `--out ${out}: the export is a TorchScript file, so its name must end in .pt ` +
+        '(NAME.json describing it goes beside it)',
+    );
+  }
   if (!fs.existsSync(checkpoint) || !fs.statSync(checkpoint).isFile()) {
     throw new StenosisError('ERR_CHECKPOINT', `checkpoint not found: ${checkpoint} (--checkpoint)`);
   }
@@ -87,7 +103,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   const out = path.resolve(options.out);
   const backbone = options.backbone === undefined ? undefined : path.resolve(options.backbone);
   try {
-    checkInputs(checkpoint, backbone);
+    checkInputs(checkpoint, backbone, out);
     const python = exportPython();
     const args = [exportScript(), '--checkpoint', checkpoint, '--out', out];
     if (backbone !== undefined) args.push('--backbone', backbone);

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Backbone, LevelEmbedding, StenosisClassifier, Trainer } from '../../lib';
 import { main } from '../../lib/cli/export-model';
-import { makeBatch, maxAbsDiff, RESNET18, runPython, tempDir } from '../helpers';
+import { makeBatch, maxAbsDiff, RESNET18, runPython, smallPipeline, tempDir } from '../helpers';
 
 /** Runs the command with stdout and stderr captured (and kept out of the test log). */
 async function runExport(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -48,6 +48,7 @@ describe('node bin/export-model.js', () => {
   const batch = makeBatch(64, 6, 11);
   const checkpoint = path.join(dir, 'trained.ckpt');
   const bare = path.join(dir, 'bare.ckpt');
+  const withPipeline = path.join(dir, 'pipeline.ckpt');
   const modelFile = path.join(dir, 'out', 'model.pt');
   let expected: Float32Array;
   let exported: { code: number; stdout: string; stderr: string };
@@ -67,6 +68,8 @@ describe('node bin/export-model.js', () => {
     await trainer.trainStep(batch);
     await trainer.save(checkpoint, { backbonePath: RESNET18 });
     await trainer.save(bare);
+    // As the train command records it: the training pipeline, with its augmentation.
+    await trainer.save(withPipeline, { backbonePath: RESNET18, pipeline: smallPipeline(true) });
     expected = (await trainer.evaluate(batch)).probabilities;
     exported = await runExport(['--checkpoint', checkpoint, '--out', modelFile]);
   });
@@ -117,6 +120,42 @@ describe('node bin/export-model.js', () => {
     expect(description.torchVersion).toBe(runPython(['-c', 'import torch; print(torch.__version__)']).trim());
     expect(description.check.maxAbsDiff).toBeLessThanOrEqual(1e-5);
     expect(description.preprocessing.notes.length).toBeGreaterThan(0);
+  });
+
+  test('--out a folder, or a name not ending in .pt, is refused before Python runs', async () => {
+    const folder = await runExport(['--checkpoint', checkpoint, '--out', dir]);
+    expect(folder.code).toBe(1);
+    expect(folder.stderr.trim().split('\n')).toEqual([
+      `error: --out ${dir} is a folder; give the TorchScript file to write, e.g. ${path.join(dir, 'model.pt')} ` +
+        '(ERR_INVALID_ARG)',
+    ]);
+    const onnx = path.join(dir, 'm.onnx');
+    const named = await runExport(['--checkpoint', checkpoint, '--out', onnx]);
+    expect(named.code).toBe(1);
+    expect(named.stderr).toMatch(
+      /--out .*m\.onnx: the export is a TorchScript file, so its name must end in \.pt/,
+    );
+    expect(fs.existsSync(onnx)).toBe(false);
+  });
+
+  test("the JSON's pipeline is the inference one; training augmentation is listed apart", async () => {
+    const out = path.join(dir, 'pipeline', 'model.pt');
+    const result = await runExport(['--checkpoint', withPipeline, '--out', out]);
+    if (result.code !== 0) throw new Error(`export failed:\n${result.stderr}`);
+    const description = JSON.parse(fs.readFileSync(path.join(dir, 'pipeline', 'model.json'), 'utf8'));
+    expect(description.preprocessing.pipeline).toMatchObject({
+      size: 48,
+      crop: { size: 60, unit: 'mm' },
+      flipProbability: 0,
+      rotationDegrees: 0,
+    });
+    expect(description.preprocessing.trainingAugmentation).toEqual({
+      flipProbability: 0.5,
+      rotationDegrees: 10,
+    });
+    expect(description.preprocessing.notes).toContain(
+      'no flip or rotation: those are training augmentation only',
+    );
   });
 
   test('a missing checkpoint is one clear error line and exit code 1', async () => {
