@@ -1,7 +1,7 @@
 /**
  * Ranges of the numeric options that the library checks, in one place, so that the command line refuses an
  * out-of-range flag when it is parsed (naming the flag) rather than after a run has written its splits.
- * test/unit/limits.test.ts checks that the library enforces exactly these bounds.
+ * The library checks against these; test/integration/cli-options.test.ts calls it at each bound.
  */
 export const LIMITS = {
   /** Backbone.load's inputSize (pixels). */

@@ -15,6 +15,7 @@ import { isMainThread, parentPort, Worker, workerData } from 'node:worker_thread
 import { checkInteger, checkKnownKeys, invalidArgument, isPlainObject, StenosisError } from '../errors';
 import { LEVELS, SEVERITIES, type Severity } from '../model/levels';
 import { LEVEL_SLUGS } from './samples';
+import { LIMITS } from '../limits';
 
 // dcmjs ships no type declarations; this is the small part of its API used here.
 interface DcmjsElement {
@@ -1288,7 +1289,12 @@ function checkOptions(options: SyntheticOptions | undefined, name: string): Requ
   if (!isPlainObject(options)) throw invalidArgument('an options object', name, options);
   checkKnownKeys(options, name, ['studies', 'seed', 'imageSize']);
   return {
-    studies: checkInteger(options.studies ?? DEFAULT_STUDIES, `${name}.studies`, 1, 100000),
+    studies: checkInteger(
+      options.studies ?? DEFAULT_STUDIES,
+      `${name}.studies`,
+      LIMITS.syntheticStudies.min,
+      LIMITS.syntheticStudies.max,
+    ),
     seed: checkInteger(options.seed ?? 0, `${name}.seed`, 0),
     imageSize: checkInteger(options.imageSize ?? DEFAULT_IMAGE_SIZE, `${name}.imageSize`, 64, 1024),
   };

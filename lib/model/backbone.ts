@@ -13,6 +13,7 @@ import { loadAddon, packageRoot } from '../native/loader';
 import type { NativeBackbone } from '../native/types';
 import { checkDevice, type DeviceSpec } from '../runtime';
 import { checkImages, type ImageBatch } from './tensors';
+import { LIMITS } from '../limits';
 
 /** The JSON file written beside each exported backbone by scripts/export_backbones.py. */
 export interface BackboneMetadata {
@@ -150,7 +151,12 @@ export class Backbone {
     if (!fs.existsSync(file))
       throw new StenosisError('ERR_MODEL_FILE', `Backbone file ${file} does not exist`);
     const metadata = readBackboneMetadata(file);
-    const inputSize = checkInteger(options.inputSize ?? metadata?.inputSize ?? 224, 'inputSize', 16, 4096);
+    const inputSize = checkInteger(
+      options.inputSize ?? metadata?.inputSize ?? 224,
+      'inputSize',
+      LIMITS.inputSize.min,
+      LIMITS.inputSize.max,
+    );
     const torchVersion = loadAddon().versions.torch;
     const warnings: string[] = [];
     if (metadata && majorMinor(metadata.torchVersion) !== majorMinor(torchVersion)) {

@@ -1,5 +1,6 @@
 import { checkInteger, checkKnownKeys, invalidArgument, isPlainObject } from '../errors';
 import { LEVELS, levelIndex, type Level } from './levels';
+import { LIMITS } from '../limits';
 
 export interface LevelEmbeddingOptions {
   /** Length of the learned vector per level; 256 as in the reference's documented command. */
@@ -19,7 +20,12 @@ export class LevelEmbedding {
   constructor(options: LevelEmbeddingOptions = {}) {
     if (!isPlainObject(options)) throw invalidArgument('an options object', 'options', options);
     checkKnownKeys(options, 'LevelEmbedding options', ['dimension']);
-    this.dimension = checkInteger(options.dimension ?? 256, 'dimension', 1, 65536);
+    this.dimension = checkInteger(
+      options.dimension ?? 256,
+      'dimension',
+      LIMITS.levelEmbedding.min,
+      LIMITS.levelEmbedding.max,
+    );
   }
 
   /** Number of levels (rows). */

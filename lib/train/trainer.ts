@@ -19,6 +19,7 @@ import type { FeatureCache } from './features';
 import { evaluateSamples, fit, type EvaluationResult, type FitOptions, type FitResult } from './fit';
 import type { SampleCache, PipelineOptions } from '../data/loader';
 import type { Sample } from '../data/samples';
+import { LIMITS } from '../limits';
 
 export interface TrainerOptions {
   /** AdamW learning rate; default 1e-4. */
@@ -162,15 +163,27 @@ export class Trainer {
       if (!Array.isArray(weights) || weights.length !== SEVERITIES.length) {
         throw invalidArgument('three class weights', 'classWeights', weights);
       }
-      classWeights = weights.map((w, i) => checkNumber(w, `classWeights[${i}]`, 0, 1e6));
+      classWeights = weights.map((w, i) =>
+        checkNumber(w, `classWeights[${i}]`, LIMITS.classWeight.min, LIMITS.classWeight.max),
+      );
       if (classWeights.every((w) => w === 0))
         throw invalidArgument('at least one positive weight', 'classWeights', weights);
     } else if (options.trainingLabels !== undefined) {
       classWeights = classWeightsFromLabels(options.trainingLabels);
     }
     const resolved = {
-      learningRate: checkNumber(options.learningRate ?? 1e-4, 'learningRate', 0, 10),
-      weightDecay: checkNumber(options.weightDecay ?? 0.02, 'weightDecay', 0, 10),
+      learningRate: checkNumber(
+        options.learningRate ?? 1e-4,
+        'learningRate',
+        LIMITS.learningRate.min,
+        LIMITS.learningRate.max,
+      ),
+      weightDecay: checkNumber(
+        options.weightDecay ?? 0.02,
+        'weightDecay',
+        LIMITS.weightDecay.min,
+        LIMITS.weightDecay.max,
+      ),
       betas: [
         checkNumber(betas[0], 'betas[0]', 0, 1, true),
         checkNumber(betas[1], 'betas[1]', 0, 1, true),
@@ -269,7 +282,7 @@ export class Trainer {
    * @throws StenosisError ERR_STATE after setInferenceOnly().
    */
   async clipGradients(maxNorm: number): Promise<number> {
-    checkNumber(maxNorm, 'maxNorm', 0, 1e9);
+    checkNumber(maxNorm, 'maxNorm', LIMITS.gradientClipNorm.min, LIMITS.gradientClipNorm.max);
     if (maxNorm === 0) throw invalidArgument('a positive number', 'maxNorm', 0);
     return native(this.native.clipGradients(maxNorm));
   }
@@ -340,7 +353,7 @@ export class Trainer {
 
   /** Changes the learning rate of every parameter group (for schedules). */
   async setLearningRate(learningRate: number): Promise<void> {
-    checkNumber(learningRate, 'learningRate', 0, 10);
+    checkNumber(learningRate, 'learningRate', LIMITS.learningRate.min, LIMITS.learningRate.max);
     if (learningRate === 0) throw invalidArgument('a positive number', 'learningRate', 0);
     await native(this.native.setLearningRate(learningRate));
     this.currentLearningRate = learningRate;
