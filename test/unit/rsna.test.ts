@@ -265,7 +265,7 @@ describe('RSNA layout reader', () => {
     }
   });
 
-  test('coordinate rows of a study absent from train.csv are reported; the summary counts what was left out', async () => {
+  test('coordinate rows of a study absent from train.csv are reported; the summary counts the rest', async () => {
     const bad = tempDir('rsna-summary');
     try {
       fs.cpSync(data, bad, { recursive: true });
